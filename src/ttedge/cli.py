@@ -1,0 +1,107 @@
+"""The ``ttedge`` command: ``train`` and ``memory`` subcommands.
+
+Configuration overrides follow the subcommand's own options as ``--section.key=value`` (TOML
+values; bare words are strings), e.g. ``ttedge train --config configs/mnist_tt.toml
+--data.data_dir=~/mnist --train.epochs=5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import load_config
+from .errors import TTEdgeError
+from .train.config import RunConfig
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ttedge", description=__doc__.split("\n")[0], allow_abbrev=False)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", allow_abbrev=False, help="train a model from a config file",
+                       epilog="Extra --section.key=value arguments override the config.")
+    t.add_argument("--config", help="TOML config file (e.g. configs/digits_tt.toml)")
+    t.add_argument("--out", help="run folder to create (default: OUT_DIR/NAME-TIMESTAMP)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    m = sub.add_parser("memory", allow_abbrev=False, help="memory account of a model's training step",
+                       epilog="Extra --section.key=value arguments override the config, e.g. --memory.batch_size=64.")
+    m.add_argument("--config", help="TOML config file")
+    m.add_argument("--json", action="store_true", help="print the account as JSON instead of a table")
+    return p
+
+
+def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
+    from tqdm import tqdm
+
+    from .train.loop import CONFIG, CURVES, METRICS, new_run_dir, train
+
+    if args.resume:
+        if args.config:
+            raise TTEdgeError("give either --config or --resume, not both; a resumed run keeps its own config.")
+        run_dir = Path(args.resume)
+        cfg = load_config(RunConfig, run_dir / CONFIG, overrides)
+    else:
+        cfg = load_config(RunConfig, args.config, overrides)
+        run_dir = Path(args.out) if args.out else new_run_dir(cfg)
+    bar: Any = None
+
+    def on_event(event: str, info: dict[str, Any]) -> None:
+        nonlocal bar
+        if event == "start":
+            bar = tqdm(total=info["total_steps"], initial=info["start_step"], unit="step",
+                       desc=cfg.name, dynamic_ncols=True)
+        elif event == "step":
+            bar.update(1)
+            bar.set_postfix(loss=f"{info['loss']:.4f}", refresh=False)
+        elif event == "epoch":
+            bar.write(f"epoch {info['epoch']:3d}  train loss {info['train_loss']:.4f} acc "
+                      f"{100 * info['train_acc']:.2f}%  test loss {info['test_loss']:.4f} acc "
+                      f"{100 * info['test_acc']:.2f}%  ({info['seconds']:.1f} s)")
+
+    print(f"run folder: {run_dir}", file=sys.stderr)
+    try:
+        result = train(cfg, run_dir, resume=bool(args.resume), callback=on_event)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: ttedge train --resume {run_dir}", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    s = result.summary
+    print(f"final test accuracy {100 * s['final_test_acc']:.2f}% (best {100 * s['best_test_acc']:.2f}%) after "
+          f"{s['epochs']} epochs, {s['train_seconds']:.1f} s of training; {s['parameters']:,} parameters, "
+          f"{s['compression']:.1f}x fewer than the dense counterpart")
+    print(f"results: {run_dir / METRICS}\nplot:    {run_dir / CURVES}\nconfig:  {run_dir / CONFIG}")
+    return 0
+
+
+def _cmd_memory(args: argparse.Namespace, overrides: list[str]) -> int:
+    import json
+
+    from .memory import account_for_config, format_table
+
+    cfg = load_config(RunConfig, args.config, overrides)
+    table = account_for_config(cfg)
+    print(json.dumps(table, indent=2) if args.json else format_table(table))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    bad = [a for a in extra if not (a.startswith("--") and "=" in a)]
+    if bad:
+        parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are written --section.key=value)")
+    try:
+        return {"train": _cmd_train, "memory": _cmd_memory}[args.command](args, extra)
+    except TTEdgeError as exc:
+        print(f"ttedge: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The configuration of a training run: one dataclass per TOML table, a comment per field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import at_least, choice
+
+__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "MemoryConfig", "RunConfig"]
+
+
+@dataclass
+class DataConfig:
+    name: str = choice("digits", "mnist")  # digits: 8x8 set bundled with scikit-learn; mnist: IDX files
+    data_dir: str = ""  # folder holding the four MNIST IDX files (gzipped or raw); mnist only
+    download: bool = False  # fetch missing MNIST files from the usual mirrors (needs a network)
+    pad_width: int = at_least(0, 0)  # zero-pad image rows to this many columns (0: none; 32 gives 28x32 = 896)
+    split_seed: int = 0  # seed of the digits train/test split
+
+
+@dataclass
+class ModelConfig:
+    layer: str = choice("tt", "dense")  # tt: TTLinear layers; dense: nn.Linear layers
+    hidden: list[int] = field(default_factory=lambda: [512])  # hidden widths, each followed by ReLU
+    in_modes: list[list[int]] = field(default_factory=list)  # per TT layer; [] factorizes the width into `cores` modes
+    out_modes: list[list[int]] = field(default_factory=list)  # per TT layer; the last may exceed the class count (extra logits dropped)
+    ranks: list[list[int]] = field(default_factory=list)  # per TT layer inner ranks; [] uses `rank` on every bond
+    rank: int = at_least(16, 1)  # uniform TT rank when `ranks` is empty (capped at what a bond can use)
+    cores: int = at_least(2, 1)  # cores per TT layer when modes are factorized automatically
+    order: str = choice("auto", "rtl", "ltr")  # contraction order of every TT layer
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = at_least(10, 1)  # passes over the training set
+    batch_size: int = at_least(64, 1)  # samples per optimizer step
+    optimizer: str = choice("adam", "sgd")  # torch.optim.Adam or SGD (with `momentum`)
+    lr: float = at_least(1e-3, 0.0)  # peak learning rate
+    lr_schedule: str = choice("cosine", "constant")  # cosine decays to 0 over all steps
+    momentum: float = at_least(0.9, 0.0)  # SGD momentum (ignored by Adam)
+    weight_decay: float = at_least(0.0, 0.0)  # L2 penalty passed to the optimizer
+    seed: int = 0  # seeds initialization and the per-epoch shuffles
+    threads: int = at_least(0, 0)  # torch CPU threads; 0 keeps torch's default
+    checkpoint_every: int = at_least(0, 0)  # steps between mid-epoch checkpoints; 0: at epoch ends only
+
+
+@dataclass
+class MemoryConfig:
+    batch_size: int = at_least(1, 1)  # batch size the memory account assumes
+    param_bits: int = at_least(32, 1)  # bits per stored parameter
+    grad_bits: int = at_least(32, 1)  # bits per gradient entry
+    optimizer_bits: int = at_least(32, 1)  # bits per optimizer-state entry
+    activation_bits: int = at_least(32, 1)  # bits per activation kept for backward
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"  # run folder prefix under out_dir
+    out_dir: str = "runs"  # where run folders are made
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
