@@ -82,9 +82,9 @@ def test_load_dataset_unknown_name() -> None:
 
 
 def test_load_dataset_mnist_needs_data_dir() -> None:
-    with pytest.raises(DataError, match=r"^The mnist data set needs its folder; pass --data-dir "
+    with pytest.raises(DataError, match=r"^The mnist data set needs its folder; pass --data\.data_dir=PATH "
                        r"pointing at a folder that holds the four MNIST IDX files \(add "
-                       r"--download to fetch them\)\.$"):
+                       r"--data\.download=true to fetch them\)\.$"):
         load_dataset("mnist", "train")
 
 

@@ -83,7 +83,7 @@ def test_missing_file_names_folder_and_file(tmp_path: Path) -> None:
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"^MNIST file train-labels-idx1-ubyte \(or "
                        rf"train-labels-idx1-ubyte\.gz\) is missing from {re.escape(str(tmp_path))}"
-                       r"; pass --download or point --data-dir at a folder holding the four "
+                       r"; pass --data\.download=true or point --data\.data_dir at a folder holding the four "
                        r"MNIST IDX files\.$"):
         load_mnist(tmp_path, "train")
 

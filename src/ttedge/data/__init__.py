@@ -12,7 +12,7 @@ import numpy as np
 
 from ttedge.data.digits import load_digits
 from ttedge.data.idx import read_idx, write_idx
-from ttedge.data.mnist import NUM_CLASSES, load_mnist
+from ttedge.data.mnist import NUM_CLASSES, SIDE, load_mnist
 from ttedge.errors import DataError
 
 __all__ = [
@@ -21,12 +21,23 @@ __all__ = [
     "load_dataset",
     "load_digits",
     "load_mnist",
+    "num_features",
     "read_idx",
     "write_idx",
 ]
 
 DATASETS = ("digits", "mnist")
 """The names `load_dataset` accepts."""
+
+
+def num_features(name: str, pad_width: int | None = None) -> int:
+    """Input width of data set `name` (after MNIST row padding to `pad_width`), without loading it."""
+    if name == "digits":
+        return 64
+    if name == "mnist":
+        return SIDE * (pad_width or SIDE)
+    known = ", ".join(repr(n) for n in DATASETS)
+    raise DataError(f"Unknown data set {name!r}; use one of {known}.")
 
 
 def load_dataset(
@@ -67,8 +78,8 @@ def load_dataset(
     if name == "mnist":
         if data_dir is None:
             raise DataError(
-                "The mnist data set needs its folder; pass --data-dir pointing at a folder that "
-                "holds the four MNIST IDX files (add --download to fetch them)."
+                "The mnist data set needs its folder; pass --data.data_dir=PATH pointing at a folder "
+                "that holds the four MNIST IDX files (add --data.download=true to fetch them)."
             )
         return load_mnist(data_dir, split, download=download, pad_width=pad_width)
     known = ", ".join(repr(n) for n in DATASETS)

@@ -108,8 +108,8 @@ def _locate(folder: Path, name: str, download: bool) -> Path:
     if download:
         return _download(folder, name)
     raise DataError(
-        f"MNIST file {name} (or {name}.gz) is missing from {folder}; pass --download or point "
-        "--data-dir at a folder holding the four MNIST IDX files."
+        f"MNIST file {name} (or {name}.gz) is missing from {folder}; pass --data.download=true "
+        "or point --data.data_dir at a folder holding the four MNIST IDX files."
     )
 
 
