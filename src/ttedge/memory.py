@@ -9,7 +9,7 @@ Four kinds of storage live during a step:
 - activations kept for backward: for each TT layer, the state entering each of its contraction
   steps (``ContractionPlan.steps[i].in_elements``, the first being the layer's input); for each
   dense layer, its input; for each ReLU, its output (which is the next layer's input, counted once);
-  and the log-softmax of the loss, (batch, classes).
+  and the log-softmax of the loss, (batch, classes), with the loss's one total-weight scalar.
 
 Every count comes from the objects that compute the step (the contraction plan of each TTLinear,
 the parameter shapes), and ``tests/test_memory.py`` checks it against the tensors a real PyTorch
@@ -89,7 +89,7 @@ def account(model: nn.Module, batch: int, optimizer: str = "adam", momentum: flo
         raise TypeError(f"the memory account covers ttedge MLP models, got {type(model).__name__}")
     params = sum(p.numel() for p in model.parameters())
     acts = sum(_layer_activations(layer, batch) for layer in model.layers)
-    acts += batch * model.num_classes  # log-softmax output kept by the loss
+    acts += batch * model.num_classes + 1  # the loss keeps its log-softmax and a total-weight scalar
     return Account(params, params, _optimizer_entries(model, optimizer, momentum), acts)
 
 
