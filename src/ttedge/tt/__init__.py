@@ -1,6 +1,7 @@
 """Tensor-train matrices: modes, cores, contractions and the TTLinear layer."""
 
-from .contract import ContractionPlan, Order, Step, best_order, plan_contraction, tt_apply
+from .apply import tt_apply
+from .contract import ContractionPlan, Order, Step, best_order, plan_contraction
 from .cores import check_cores, core_shapes, init_cores, init_std, to_dense, tt_svd
 from .linear import TTLinear
 from .modes import check_modes, factorize, prod

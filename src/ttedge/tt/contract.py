@@ -1,4 +1,4 @@
-"""Applying a TT matrix to a batch without forming the dense matrix.
+"""Contraction plans: the matrix products that apply a TT matrix to a batch, with their costs.
 
 y = W x is computed as d batched matrix products, one core at a time, in one of two orders:
 
@@ -10,8 +10,9 @@ y = W x is computed as d batched matrix products, one core at a time, in one of 
 
 In both layouts the indices a step contracts are adjacent, so every step is one broadcast matrix
 product (rows, out, cols) = G (out, contract) @ state (rows, contract, cols) and the state is never
-transposed in memory. :class:`ContractionPlan` lists these products with their sizes, so that MAC
-counts and buffer sizes come from the same description the computation follows.
+transposed in memory. :class:`ContractionPlan` lists these products with their sizes; ``tt_apply``
+(in ``apply.py``) executes exactly this list, so MAC counts and buffer sizes come from the same
+description the computation follows.
 """
 
 from __future__ import annotations
@@ -20,13 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
-
 from ..errors import ShapeError
-from .cores import check_cores
 from .modes import check_modes, prod
 
-__all__ = ["Order", "Step", "ContractionPlan", "plan_contraction", "best_order", "tt_apply"]
+__all__ = ["Order", "Step", "ContractionPlan", "plan_contraction", "best_order"]
 
 Order = Literal["rtl", "ltr"]
 ORDERS: tuple[Order, ...] = ("rtl", "ltr")
@@ -105,35 +103,3 @@ def best_order(in_modes: Sequence[int], out_modes: Sequence[int], ranks: Sequenc
     """The order with fewer MACs, then the smaller peak state (both scale with batch alike)."""
     plans = [plan_contraction(in_modes, out_modes, ranks, 1, o) for o in ORDERS]
     return min(plans, key=lambda p: (p.macs, p.peak)).order
-
-
-def _core_matrix(core: torch.Tensor, order: Order) -> torch.Tensor:
-    """Core k as the (out, contract) matrix of its step."""
-    r0, m, n, r1 = core.shape
-    if order == "rtl":
-        return core.reshape(r0 * m, n * r1)
-    return core.permute(1, 3, 0, 2).reshape(m * r1, r0 * n)
-
-
-def tt_apply(x: torch.Tensor, cores: Sequence[torch.Tensor], order: Order = "rtl") -> torch.Tensor:
-    """y = W x for every row of x, with W given by its TT cores; differentiable by autograd.
-
-    x: (..., N) with N = n_1 * ... * n_d. Returns (..., M) with M = m_1 * ... * m_d.
-    """
-    check_cores(cores)
-    in_modes = [c.shape[2] for c in cores]
-    out_modes = [c.shape[1] for c in cores]
-    n_in = prod(in_modes)
-    if x.shape[-1] != n_in:
-        raise ShapeError(
-            f"input has {x.shape[-1]} features but the TT matrix takes {n_in} "
-            f"(the product of in_modes {in_modes}); pad or reshape the input to {n_in}."
-        )
-    lead = x.shape[:-1]
-    ranks = [c.shape[3] for c in cores[:-1]]
-    plan = plan_contraction(in_modes, out_modes, ranks, prod(lead), order)
-    t = x
-    for step in plan.steps:
-        g = _core_matrix(cores[step.core], order)  # (out, contract)
-        t = torch.matmul(g, t.reshape(step.rows, step.contract, step.cols))  # (rows, out, cols)
-    return t.reshape(*lead, prod(out_modes))

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
-from .contract import ORDERS, Order, best_order, plan_contraction, tt_apply
+from .apply import tt_apply
+from .contract import ORDERS, Order, best_order, plan_contraction
 from .cores import core_shapes, init_cores, to_dense, tt_svd
 from .modes import check_modes, prod
 
