@@ -31,3 +31,22 @@ def test_errors_are_one_line(tmp_path: Path, configs_dir: Path, capsys: pytest.C
     assert err.startswith("ttedge: error: config file") and err.count("\n") == 1
     assert main(["train", "--config", "x.toml", "--resume", str(tmp_path)]) == 2
     assert "give either --config or --resume, not both" in capsys.readouterr().err
+
+
+def test_memory_command_prints_the_comparison(configs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["memory", "--config", str(configs_dir / "mnist_tt.toml"), "--memory.param_bits=4"]) == 0
+    out = capsys.readouterr().out
+    assert "| parameters | 7.2 KiB | 1.8 MiB |" in out  # 14,800 entries at 4 bits vs 467,472 at 32
+    assert main(["memory", "--config", str(configs_dir / "mnist_tt.toml"), "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in table["rows"]] == ["parameters", "gradients", "optimizer", "activations", "total"]
+
+
+def test_default_main_job_reaches_95_percent(tmp_path: Path, configs_dir: Path) -> None:
+    """The bar of the default job: the digits TT network of configs/digits_tt.toml, as shipped."""
+    from ttedge.config import load_config
+    from ttedge.train import RunConfig
+    from ttedge.train.loop import train
+
+    result = train(load_config(RunConfig, configs_dir / "digits_tt.toml"), tmp_path / "run")
+    assert result.summary["final_test_acc"] >= 0.95
