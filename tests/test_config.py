@@ -34,12 +34,13 @@ def test_overrides_are_typed() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["--train.epoch=3"], r"^unknown key train\.epoch; the keys of \[train\] are: batch_size, checkpoint_every, epochs, lr, lr_schedule, momentum, optimizer, seed, threads, weight_decay\.$"),
+        (["--train.epoch=3"], r"^unknown key train\.epoch; the keys of \[train\] are: batch_size, checkpoint_every, epochs, label_smoothing, lr, lr_schedule, momentum, optimizer, seed, threads, weight_decay\.$"),
         (["--train.epochs=three"], r"^train\.epochs must be an integer, got 'three' \(str\)\.$"),
         (["--train.epochs=2.5"], r"^train\.epochs must be an integer, got 2\.5 \(float\)\.$"),
-        (["--train.optimizer=rmsprop"], r"^train\.optimizer must be one of adam, sgd, got 'rmsprop'\.$"),
+        (["--train.optimizer=rmsprop"], r"^train\.optimizer must be one of adam, adamw, sgd, got 'rmsprop'\.$"),
         (["--train.epochs=0"], r"^train\.epochs must be at least 1, got 0\.$"),
         (["--model.ranks=[4, 4]"], r"^model\.ranks must be a list of lists of integers, got \[4, 4\] \(list\)\.$"),
+        (["--train.label_smoothing=1.5"], r"^train\.label_smoothing must be at most 1, got 1\.5\.$"),
         (["--train=3"], r"^\[train\] must be a table, got 3\.$"),
         (["--bogus=1"], r"^unknown key bogus; the keys of the top level are: data, memory, model, name, out_dir, train\.$"),
         (["train.epochs=3"], r"^cannot read override 'train\.epochs=3'; write it as --section\.key=value\.$"),

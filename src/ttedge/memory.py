@@ -64,7 +64,7 @@ class Account:
 
 def _optimizer_entries(model: nn.Module, optimizer: str, momentum: float) -> int:
     params = list(model.parameters())
-    if optimizer == "adam":
+    if optimizer in ("adam", "adamw"):
         return sum(2 * p.numel() + 1 for p in params)  # exp_avg, exp_avg_sq, and a step counter
     if optimizer == "sgd" and momentum > 0:
         return sum(p.numel() for p in params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import at_least, choice
+from ..errors import ConfigError
 
 __all__ = ["DataConfig", "ModelConfig", "TrainConfig", "MemoryConfig", "RunConfig"]
 
@@ -34,14 +35,19 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = at_least(10, 1)  # passes over the training set
     batch_size: int = at_least(64, 1)  # samples per optimizer step
-    optimizer: str = choice("adam", "sgd")  # torch.optim.Adam or SGD (with `momentum`)
+    optimizer: str = choice("adam", "adamw", "sgd")  # torch.optim.Adam, AdamW (decoupled decay) or SGD
     lr: float = at_least(1e-3, 0.0)  # peak learning rate
     lr_schedule: str = choice("cosine", "constant")  # cosine decays to 0 over all steps
     momentum: float = at_least(0.9, 0.0)  # SGD momentum (ignored by Adam)
-    weight_decay: float = at_least(0.0, 0.0)  # L2 penalty passed to the optimizer
+    weight_decay: float = at_least(0.0, 0.0)  # L2 penalty (adam, sgd) or decoupled decay (adamw)
+    label_smoothing: float = at_least(0.0, 0.0)  # cross-entropy label smoothing, 0 to 1
     seed: int = 0  # seeds initialization and the per-epoch shuffles
     threads: int = at_least(0, 0)  # torch CPU threads; 0 keeps torch's default
     checkpoint_every: int = at_least(0, 0)  # steps between mid-epoch checkpoints; 0: at epoch ends only
+
+    def __post_init__(self) -> None:
+        if self.label_smoothing > 1:
+            raise ConfigError(f"train.label_smoothing must be at most 1, got {self.label_smoothing!r}.")
 
 
 @dataclass

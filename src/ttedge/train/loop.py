@@ -75,6 +75,8 @@ def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
 def _make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
@@ -158,7 +160,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
             for group in opt.param_groups:
                 group["lr"] = _lr_at(tc, step, total)
             logits = model(x_train[idx])
-            loss = nn.functional.cross_entropy(logits, y_train[idx])
+            loss = nn.functional.cross_entropy(logits, y_train[idx], label_smoothing=tc.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
