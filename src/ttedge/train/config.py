@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..config import at_least, choice
 from ..errors import ConfigError
 
-__all__ = ["DataConfig", "ModelConfig", "TrainConfig", "MemoryConfig", "RunConfig"]
+__all__ = ["BayesConfig", "DataConfig", "ModelConfig", "TrainConfig", "MemoryConfig", "RunConfig"]
 
 
 @dataclass
@@ -51,6 +51,39 @@ class TrainConfig:
 
 
 @dataclass
+class BayesConfig:
+    enabled: bool = False  # rank-adaptive training (METHOD.md section 2); off keeps the ranks fixed
+    prior: str = choice("gamma", "log_uniform", "half_cauchy")  # hyperprior on each rank variance lambda
+    alpha: float = 1.0  # gamma: shape of the inverse-gamma hyperprior (> 0)
+    beta: float = 0.1  # gamma: scale (> 0); larger beta -> lower ranks
+    eta: float = 1.0  # half_cauchy: scale on sqrt(lambda) (> 0)
+    init_lambda: float = at_least(1.0, 0.0)  # starting value of every lambda
+    damping: float = 0.5  # EM step s in (0, 1]: lambda <- (1 - s) lambda + s lambda*
+    weight: float = at_least(1.0, 0.0)  # penalty multiplier; the penalty is also divided by the training-set size
+    warmup_epochs: int = at_least(1, 0)  # epochs of plain training before the penalty and EM updates start
+    em_every: int = at_least(1, 1)  # optimizer steps between EM updates of lambda
+    threshold: float = at_least(0.0, 0.0)  # prune lambdas below this; 0 uses threshold_factor x the prior's own (gamma)
+    threshold_factor: float = at_least(2.0, 1.0)  # with threshold 0: prunes slices whose energy M < 2 beta (factor - 1)
+    prune_epochs: list[int] = field(default_factory=list)  # epochs after which to prune; [] every epoch after warm-up
+
+    def __post_init__(self) -> None:
+        from ..bayes import make_prior
+
+        make_prior(self.prior, **self.prior_params())  # refuses bad hyperparameters at load time
+        if not 0.0 < self.damping <= 1.0:
+            raise ConfigError(f"bayes.damping must lie in (0, 1], got {self.damping!r}.")
+        if self.enabled and self.threshold == 0.0 and self.prior != "gamma":
+            raise ConfigError(
+                f"the {self.prior} prior has no built-in pruning threshold; set bayes.threshold to a positive value."
+            )
+
+    def prior_params(self) -> dict[str, float]:
+        """The hyperparameters the chosen prior takes."""
+        return {"gamma": {"alpha": self.alpha, "beta": self.beta}, "log_uniform": {},
+                "half_cauchy": {"eta": self.eta}}[self.prior]
+
+
+@dataclass
 class MemoryConfig:
     batch_size: int = at_least(1, 1)  # batch size the memory account assumes
     param_bits: int = at_least(32, 1)  # bits per stored parameter
@@ -66,4 +99,5 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    bayes: BayesConfig = field(default_factory=BayesConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)

@@ -27,7 +27,8 @@ from ..models import build_model, dense_counterpart
 from ..tt import TTLinear
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DataConfig, RunConfig, TrainConfig
-from .plots import plot_curves
+from .plots import plot_curves, plot_ranks
+from .rank_adapt import RankAdapter, core_shapes_of, resize_cores
 
 __all__ = ["Callback", "RunResult", "load_split", "new_run_dir", "train"]
 
@@ -39,6 +40,7 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.toml"
 METRICS = "metrics.json"
 CURVES = "curves.png"
+RANKS_PLOT = "ranks.png"
 
 
 @dataclass
@@ -122,30 +124,36 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
     x_train, y_train = load_split(cfg.data, "train")
     x_test, y_test = load_split(cfg.data, "test")
     model = build_model(cfg.model, x_train.shape[1], NUM_CLASSES, seed=tc.seed)
-    opt = _make_optimizer(tc, model.parameters())
     steps_per_epoch = math.ceil(len(x_train) / tc.batch_size)
     total = tc.epochs * steps_per_epoch
     config_text = to_toml(cfg)
-
-    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "epochs": [], "loss_sum": 0.0,
-                             "correct": 0, "seen": 0, "seconds": 0.0}
-    if resume:
-        ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+    if ckpt is not None:
         if ckpt.get("config") != config_text:
             raise CheckpointError(
                 f"the checkpoint in {run_dir} was written with a different configuration; "
                 "resume without overrides, or start a new run."
             )
+        resize_cores(model, ckpt["core_shapes"])  # ranks may have been pruned before the checkpoint
+    opt = _make_optimizer(tc, model.parameters())
+    adapter = RankAdapter(cfg.bayes, model, len(x_train), steps_per_epoch) if cfg.bayes.enabled else None
+
+    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "epochs": [], "loss_sum": 0.0,
+                             "correct": 0, "seen": 0, "seconds": 0.0}
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        if adapter is not None:
+            adapter.load_state_dict(ckpt["bayes"])
         state = {k: ckpt[k] for k in state}
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / CONFIG)
 
     def checkpoint() -> None:
-        save_checkpoint(run_dir / CHECKPOINT, {"config": config_text, "model": model.state_dict(),
-                                               "optimizer": opt.state_dict(), **state})
+        save_checkpoint(run_dir / CHECKPOINT, {
+            "config": config_text, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "core_shapes": core_shapes_of(model), "bayes": adapter.state_dict() if adapter else {}, **state})
 
     emit("start", {"total_steps": total, "steps_per_epoch": steps_per_epoch,
                    "start_step": state["epoch"] * steps_per_epoch + state["step_in_epoch"]})
@@ -161,9 +169,12 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
                 group["lr"] = _lr_at(tc, step, total)
             logits = model(x_train[idx])
             loss = nn.functional.cross_entropy(logits, y_train[idx], label_smoothing=tc.label_smoothing)
+            penalty = adapter.penalty(model, step) if adapter else None
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if penalty is None else loss + penalty).backward()
             opt.step()
+            if adapter:
+                adapter.after_step(model, step)
             state["loss_sum"] += loss.item() * len(idx)
             state["correct"] += int((logits.argmax(1) == y_train[idx]).sum())
             state["seen"] += len(idx)
@@ -173,12 +184,14 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
             if tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and i + 1 < steps_per_epoch:
                 checkpoint()
             emit("step", {"step": step + 1, "loss": loss.item()})
+        ranks_log = adapter.end_epoch(model, epoch + 1, opt) if adapter else {}
         test_loss, test_acc = evaluate(model, x_test, y_test)
         metrics = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
                    "train_loss": state["loss_sum"] / state["seen"], "train_acc": state["correct"] / state["seen"],
                    "test_loss": test_loss, "test_acc": test_acc,
                    "lr": _lr_at(tc, (epoch + 1) * steps_per_epoch - 1, total),
-                   "seconds": state["seconds"]}  # training time so far, evaluation excluded
+                   "seconds": state["seconds"],  # training time so far, evaluation excluded
+                   "parameters": sum(p.numel() for p in model.parameters()), **ranks_log}
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct=0, seen=0,
                      epochs=[*state["epochs"], metrics])
         checkpoint()
@@ -193,6 +206,7 @@ def _write_results(run_dir: Path, cfg: RunConfig, model: nn.Module, epochs: list
     """metrics.json (per-epoch metrics and a summary) and, with ``plot``, the loss/accuracy plot."""
     summary = {
         "mode": "float32 (PyTorch)",
+        "rank_adaptive": cfg.bayes.enabled,
         "data": cfg.data.name,
         "model": cfg.model.layer,
         "epochs": len(epochs),
@@ -206,4 +220,6 @@ def _write_results(run_dir: Path, cfg: RunConfig, model: nn.Module, epochs: list
     os.replace(tmp, run_dir / METRICS)
     if plot:
         plot_curves(epochs, run_dir / CURVES, title=f"{cfg.name}: {cfg.data.name}, {cfg.model.layer} layers")
+        if cfg.bayes.enabled:
+            plot_ranks(epochs, run_dir / RANKS_PLOT, title=f"{cfg.name}: {cfg.bayes.prior} prior")
     return summary
