@@ -1,4 +1,4 @@
-"""The ``ttedge`` command: ``train`` and ``memory`` subcommands.
+"""The ``ttedge`` command: ``train``, ``memory`` and ``ranks`` subcommands.
 
 Configuration overrides follow the subcommand's own options as ``--section.key=value`` (TOML
 values; bare words are strings), e.g. ``ttedge train --config configs/mnist_tt.toml
@@ -31,7 +31,22 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="Extra --section.key=value arguments override the config, e.g. --memory.batch_size=64.")
     m.add_argument("--config", help="TOML config file")
     m.add_argument("--json", action="store_true", help="print the account as JSON instead of a table")
+    r = sub.add_parser("ranks", allow_abbrev=False, help="ranks, parameters, memory and accuracy of a run, before and after pruning")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished or interrupted training run")
+    r.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
+
+
+def _cmd_ranks(args: argparse.Namespace, overrides: list[str]) -> int:
+    import json
+
+    from .train.ranks_report import format_ranks_report, ranks_report
+
+    if overrides:
+        raise TTEdgeError(f"ttedge ranks takes no config overrides, got {' '.join(overrides)}; it reads the run's own config.")
+    rep = ranks_report(args.run_dir)
+    print(json.dumps(rep, indent=2) if args.json else format_ranks_report(rep))
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -97,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are written --section.key=value)")
     try:
-        return {"train": _cmd_train, "memory": _cmd_memory}[args.command](args, extra)
+        return {"train": _cmd_train, "memory": _cmd_memory, "ranks": _cmd_ranks}[args.command](args, extra)
     except TTEdgeError as exc:
         print(f"ttedge: error: {exc}", file=sys.stderr)
         return 2
