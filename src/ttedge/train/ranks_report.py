@@ -48,7 +48,8 @@ def ranks_report(run_dir: str | Path) -> dict[str, Any]:
     width = num_features(cfg.data.name, cfg.data.pad_width or None)
     start = build_model(cfg.model, width, NUM_CLASSES)
     final = build_model(cfg.model, width, NUM_CLASSES)
-    resize_cores(final, load_checkpoint(run_dir / CHECKPOINT)["core_shapes"])
+    # Checkpoints record core shapes since ranks can shrink; a fixed-rank run keeps the configured ones.
+    resize_cores(final, load_checkpoint(run_dir / CHECKPOINT).get("core_shapes", {}))
     first_cut = next((i for i, e in enumerate(epochs) if e.get("pruned")), len(epochs))
     before = epochs[first_cut - 1] if first_cut > 0 else {"epoch": 0, "test_acc": float("nan")}
     return {
