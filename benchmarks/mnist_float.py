@@ -23,8 +23,9 @@ from ttedge.config import load_config
 from ttedge.train import RunConfig
 from ttedge.train.loop import train
 
+from results_md import write_section  # benchmarks/ is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 BEGIN, END = "<!-- mnist-float:begin -->", "<!-- mnist-float:end -->"
 CONFIGS = ("mnist_tt.toml", "mnist_dense.toml")
 
@@ -58,16 +59,6 @@ def _markdown(rows: list[dict[str, Any]], when: str) -> str:
     return "\n".join([*lines, END])
 
 
-def _write_section(text: str) -> None:
-    old = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
-    if BEGIN in old:
-        head, rest = old.split(BEGIN, 1)
-        old = head + text + rest.split(END, 1)[1]
-    else:
-        old = old.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS_MD.write_text(old)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir", help="folder with the four MNIST IDX files")
@@ -93,7 +84,7 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "mnist_float.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"measured": when, "runs": rows}, indent=2) + "\n")
-    _write_section(_markdown(rows, when))
+    write_section(_markdown(rows, when), BEGIN, END)
     print(_markdown(rows, when))
 
 

@@ -27,9 +27,10 @@ from ttedge.train import RunConfig  # noqa: E402
 from ttedge.train.loop import train  # noqa: E402
 from ttedge.train.ranks_report import ranks_report  # noqa: E402
 
+from results_md import write_section  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-RESULTS_MD = ROOT / "benchmarks" / "RESULTS.md"
 BEGIN, END = "<!-- rank-sweep:begin -->", "<!-- rank-sweep:end -->"
 
 
@@ -108,13 +109,7 @@ def main() -> None:
     (RESULTS / "rank_sweep.json").write_text(json.dumps({"measured": when, "reference": ref, "runs": rows}, indent=2) + "\n")
     _plot(ref, rows, RESULTS / "rank_sweep.png")
     text = _markdown(ref, rows, when)
-    old = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n"
-    if BEGIN in old:
-        head, rest = old.split(BEGIN, 1)
-        old = head + text + rest.split(END, 1)[1]
-    else:
-        old = old.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS_MD.write_text(old)
+    write_section(text, BEGIN, END)
     print(text)
 
 
