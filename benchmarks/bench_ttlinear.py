@@ -11,6 +11,7 @@ overwrites the committed numbers. Method and caveats: benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime
 import json
 import os
@@ -31,7 +32,8 @@ from tqdm import tqdm
 
 from ttedge.tt import TTLinear, plan_contraction
 
-RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+from results_md import RESULTS_MD, write_section  # benchmarks/ is on sys.path when run as a script
+
 BEGIN, END = "<!-- ttlinear:begin -->", "<!-- ttlinear:end -->"
 INSTALL_HINT = "pip install -e .[bench]"
 BATCHES = (1, 64)
@@ -192,6 +194,17 @@ def run_case(shape: Shape, batch: int, settings: Settings) -> dict[str, Any]:
     }
 
 
+def warm_heap() -> bool:
+    """Serve every allocation from glibc's heap and never return it to the OS (see README: with
+    glibc's defaults each step of nn.Linear(4096, 4096) page-faults in a fresh 64 MiB gradient)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 1 << 30))
+
+
 def machine_info() -> dict[str, Any]:
     cpuinfo = Path("/proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in
@@ -219,6 +232,7 @@ def markdown(report: dict[str, Any]) -> str:
     """The RESULTS.md section: where and how it was measured, one row per (shape, batch), goals."""
     m, s = report["machine"], report["settings"]
     quick = " QUICK SMOKE RUN, not for comparison." if report["quick"] else ""
+    heap = "Allocations reuse a warm heap (glibc mallopt), not fresh pages. " if s["warm_heap"] else ""
     lines = [
         "## TTLinear forward+backward", "",
         f"Measured {m['date']} on {m['cpu_model']}, {m['cpu_count']} cores, {m['threads']} torch "
@@ -230,7 +244,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{s['repeats']} rounds and {s['min_seconds']} s per case); times are medians, speedups the "
         "other layer's median over ttedge's in the same rounds. Peak memory: high-water mark of bytes "
         "allocated during one forward+backward beyond parameters and input (gradients included), from "
-        "torch.profiler allocation events. Measured on a shared 2-core VM whose speed varies "
+        f"torch.profiler allocation events. {heap}Measured on a shared 2-core VM whose speed varies "
         "several-fold when other jobs run; ttlinear.json has the quartiles.", "",
         "| shape | modes in / out | order | batch | ttedge ms | tltorch ms | nn.Linear ms | vs tltorch "
         "| vs nn.Linear | peak MiB ttedge / tltorch / dense | params TT / dense | fwd MACs TT / dense |",
@@ -255,18 +269,6 @@ def goals(cases: list[dict[str, Any]]) -> str:
             f"4096x4096 rank 16 in {which([c for c in big if c['speedup_vs_linear'] > 1], big)}.")
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the region between the markers in ``path`` (or append one), leaving the rest alone."""
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="few repeats, for a smoke run")
@@ -274,18 +276,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="JSON directory")
     args = parser.parse_args(argv)
     os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # else each profiler session logs to stderr
+    heap = warm_heap()
     torch.set_num_threads(args.threads)
     settings = QUICK if args.quick else FULL
     todo = [(shape, batch) for shape in SHAPES for batch in BATCHES]
     cases = [run_case(shape, b, settings) for shape, b in tqdm(todo, desc="ttlinear", file=sys.stderr)]
-    report = {"machine": machine_info(), "quick": args.quick, "settings": asdict(settings),
+    report = {"machine": machine_info(), "quick": args.quick,
+              "settings": {**asdict(settings), "warm_heap": heap},
               "tltorch_skipped": cases[0]["tltorch_skipped"], "cases": cases}
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / ("ttlinear.quick.json" if args.quick else "ttlinear.json")
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path = args.out / "RESULTS.quick.md" if args.quick else RESULTS_MD
     section = markdown(report)
-    write_section(md_path, section)
+    write_section(f"{BEGIN}\n{section}\n{END}", BEGIN, END, md_path)
     print(section)
     print(f"\nwrote {json_path} and {md_path}", file=sys.stderr)
 
