@@ -73,9 +73,12 @@ def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
             bar.update(1)
             bar.set_postfix(loss=f"{info['loss']:.4f}", refresh=False)
         elif event == "epoch":
+            ranks = ""
+            if "ranks" in info:
+                ranks = "  ranks " + " ".join(str(r) for r in info["ranks"].values()) + f", {info['parameters']:,} params"
             bar.write(f"epoch {info['epoch']:3d}  train loss {info['train_loss']:.4f} acc "
                       f"{100 * info['train_acc']:.2f}%  test loss {info['test_loss']:.4f} acc "
-                      f"{100 * info['test_acc']:.2f}%  ({info['seconds']:.1f} s)")
+                      f"{100 * info['test_acc']:.2f}%  ({info['seconds']:.1f} s){ranks}")
 
     print(f"run folder: {run_dir}", file=sys.stderr)
     try:
