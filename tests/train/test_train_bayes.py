@@ -73,3 +73,11 @@ def test_resume_across_a_pruning(tmp_path: Path) -> None:
 def test_bad_bayes_config(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(RunConfig, None, overrides)
+
+
+def test_end_epoch_stops_prior_and_pruning(tmp_path: Path) -> None:
+    """After bayes.end_epoch the network fine-tunes: no pruning, no penalty, lambdas frozen."""
+    result = train(load_config(RunConfig, None, [*SMALL, "--bayes.end_epoch=3", "--train.epochs=5"]), tmp_path / "run")
+    assert result.epochs[2]["pruned"] > 0  # as in the run without end_epoch
+    assert [e["pruned"] for e in result.epochs[3:]] == [0, 0]
+    assert result.epochs[3]["lambdas"] == result.epochs[4]["lambdas"] == result.epochs[2]["lambdas"]

@@ -65,6 +65,7 @@ class BayesConfig:
     threshold: float = at_least(0.0, 0.0)  # prune lambdas below this; 0 uses threshold_factor x the prior's own (gamma)
     threshold_factor: float = at_least(2.0, 1.0)  # with threshold 0: prunes slices whose energy M < 2 beta (factor - 1)
     prune_epochs: list[int] = field(default_factory=list)  # epochs after which to prune; [] every epoch after warm-up
+    end_epoch: int = at_least(0, 0)  # last epoch with penalty, EM and pruning (fine-tuning after); 0: to the end
 
     def __post_init__(self) -> None:
         from ..bayes import make_prior

@@ -1,9 +1,9 @@
 """Rank adaptation inside a training run: the ``[bayes]`` section put to work.
 
-After ``warmup_epochs`` the MAP penalty (weight / N_train) * sum M / (2 lambda) joins the loss and
+From the end of ``warmup_epochs`` until the end of ``end_epoch`` (if set) the MAP penalty (weight / N_train) * sum M / (2 lambda) joins the loss and
 lambda takes a damped EM step every ``em_every`` optimizer steps; at the end of each scheduled epoch
 rank indices whose lambda fell below the threshold are cut out of the cores (and the optimizer
-state). The per-epoch log holds every bond's rank, the parameter count and the sorted lambdas.
+state). After ``end_epoch`` the pruned network fine-tunes without the prior. The per-epoch log holds every bond's rank, the parameter count and the sorted lambdas.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class RankAdapter:
 
     def active(self, step: int) -> bool:
         """Whether the penalty and EM updates apply at global ``step`` (0-based)."""
-        return step >= self.cfg.warmup_epochs * self.steps_per_epoch
+        started = step >= self.cfg.warmup_epochs * self.steps_per_epoch
+        return started and not (self.cfg.end_epoch and step >= self.cfg.end_epoch * self.steps_per_epoch)
 
     def penalty(self, model: nn.Module, step: int) -> torch.Tensor | None:
         """The term to add to the mean loss at ``step``, or None during warm-up."""
@@ -61,6 +62,7 @@ class RankAdapter:
     def end_epoch(self, model: nn.Module, epoch: int, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """Prune if ``epoch`` (1-based) is scheduled; returns the epoch's rank log."""
         scheduled = (epoch in self.cfg.prune_epochs) if self.cfg.prune_epochs else epoch > self.cfg.warmup_epochs
+        scheduled = scheduled and not (self.cfg.end_epoch and epoch > self.cfg.end_epoch)
         removed = 0
         if scheduled:
             threshold = self.cfg.threshold or None
