@@ -7,7 +7,8 @@ Four kinds of storage live during a step:
 - optimizer state: Adam keeps two moments per parameter plus one step counter per parameter
   tensor; SGD with momentum keeps one buffer per parameter; plain SGD keeps nothing;
 - activations kept for backward: for each TT layer, the state entering each of its contraction
-  steps (``ContractionPlan.steps[i].in_elements``, the first being the layer's input); for each
+  steps (``ContractionPlan.steps[i].in_elements``, the first being the layer's input; merged cores
+  are rebuilt in backward, not kept); for each
   dense layer, its input; for each ReLU, its output (which is the next layer's input, counted once);
   and the log-softmax of the loss, (batch, classes), with the loss's one total-weight scalar.
 
@@ -24,7 +25,7 @@ from typing import Any
 from torch import nn
 
 from .models import MLP, dense_counterpart
-from .tt import TTLinear, plan_contraction
+from .tt import TTLinear
 
 __all__ = ["BitWidths", "Account", "account", "compare", "account_for_config", "format_table"]
 
@@ -76,8 +77,7 @@ def _optimizer_entries(model: nn.Module, optimizer: str, momentum: float) -> int
 def _layer_activations(layer: nn.Module, batch: int) -> int:
     """Entries a layer keeps for backward, its input included."""
     if isinstance(layer, TTLinear):
-        plan = plan_contraction(layer.in_modes, layer.out_modes, layer.ranks, batch, layer.order)
-        return sum(step.in_elements for step in plan.steps)
+        return sum(step.in_elements for step in layer.plan(batch).steps)
     if isinstance(layer, nn.Linear):
         return batch * layer.in_features
     raise TypeError(f"no memory model for layer type {type(layer).__name__}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -63,6 +65,87 @@ def test_plan_counts_match_the_products(shape) -> None:
         assert plan.macs == sum(s.rows * s.contract * s.out * s.cols for s in plan.steps)
 
 
+@st.composite
+def grouped_shapes(draw: st.DrawFn) -> tuple[list[int], list[int], list[int], int, list[tuple[int, int]]]:
+    """A TT shape with d >= 2 and a split of its cores into runs of neighbours (not all in one)."""
+    in_modes, out_modes, ranks, batch = draw(tt_shapes().filter(lambda s: len(s[0]) >= 2))
+    d = len(in_modes)
+    cuts = draw(st.sets(st.integers(1, d - 1), min_size=1))
+    bounds = [0, *sorted(cuts), d]
+    return in_modes, out_modes, ranks, batch, list(zip(bounds[:-1], bounds[1:]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(grouped_shapes(), st.sampled_from(["rtl", "ltr"]), st.integers(0, 2**31 - 1))
+def test_merged_plans_equal_dense_product_and_gradients(shape, order, seed) -> None:
+    in_modes, out_modes, ranks, batch, groups = shape
+    plan = plan_contraction(in_modes, out_modes, ranks, batch, order, groups=groups)
+    cores = _random_cores(in_modes, out_modes, ranks, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn(batch, torch.Size(in_modes).numel(), generator=g, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(batch, torch.Size(out_modes).numel(), generator=g, dtype=torch.float64)
+
+    y = tt_apply(x, cores, plan=plan)
+    y_ref = x @ to_dense(cores).T
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    grads = torch.autograd.grad((y * probe).sum(), [x, *cores])
+    grads_ref = torch.autograd.grad((y_ref * probe).sum(), [x, *cores])
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    # The core gradients alone (x is data) take the same path without the input error.
+    grads = torch.autograd.grad((tt_apply(x.detach(), cores, plan=plan) * probe).sum(), cores)
+    for got, want in zip(grads, grads_ref[1:]):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tt_shapes())
+def test_auto_plan_is_the_cheapest_and_never_dense(shape) -> None:
+    in_modes, out_modes, ranks, batch = shape
+    d = len(in_modes)
+    auto = plan_contraction(in_modes, out_modes, ranks, batch, "auto")
+    assert d == 1 or len(auto.groups) >= 2  # never the dense weight
+    cuts = [c for k in range(d) for c in itertools.combinations(range(1, d), k)]
+    for cut in cuts:
+        bounds = [0, *cut, d]
+        if d >= 2 and len(bounds) == 2:
+            continue
+        for order in ("rtl", "ltr"):
+            other = plan_contraction(in_modes, out_modes, ranks, batch, order, groups=list(zip(bounds, bounds[1:])))
+            assert auto.macs <= other.macs
+    # Merges: each multiplies one more core into the run's partial product.
+    r = [1, *ranks, 1]
+    for m in auto.merges:
+        a, _ = auto.groups[m.group]
+        assert m.rank == r[m.core] and m.right == out_modes[m.core] * in_modes[m.core] * r[m.core + 1]
+        assert m.left == r[a] * torch.Size(in_modes[a : m.core]).numel() * torch.Size(out_modes[a : m.core]).numel()
+    for a, b in zip(auto.steps, auto.steps[1:]):
+        assert a.out_elements == b.in_elements
+
+
+def test_merging_halves_the_macs_of_the_4096_layer() -> None:
+    # [8, 8, 8, 8] rank 16: merging (1, 2) and (3, 4) costs 2 * 64*16 * 64*16 = 2,097,152 MACs once,
+    # then sweeps a [64, 64] train: 2 * B * 64 * 1024 * 64 for a batch of B, under half of rtl's.
+    modes = ([8] * 4, [8] * 4, [16] * 3)
+    auto = plan_contraction(*modes, batch=64, order="auto")
+    assert auto.groups == ((0, 2), (2, 4)) and auto.describe() == "rtl 1-2 3-4"
+    assert auto.macs == 2 * 64 * 16 * 64 * 16 + 2 * 64 * 64 * 1024 * 64
+    assert auto.macs < 0.48 * plan_contraction(*modes, batch=64, order="rtl").macs
+    # Modes [64, 64] have no merge left but the dense weight, which a plan never forms.
+    assert plan_contraction([64, 64], [64, 64], [16], batch=64, order="auto").merges == ()
+
+
+def test_bad_groups_and_foreign_plan_errors() -> None:
+    with pytest.raises(ShapeError, match=r"^groups \[\(0, 2\)\] must split cores 0\.\.1 into runs \[start, stop\) of neighbours, in order, and not all into one run\.$"):
+        plan_contraction([2, 2], [2, 2], [2], order="rtl", groups=[(0, 2)])
+    with pytest.raises(ShapeError, match=r"^order 'auto' chooses the groups itself; pass rtl or ltr with groups\.$"):
+        plan_contraction([2, 2], [2, 2], [2], order="auto", groups=[(0, 1), (1, 2)])
+    cores = init_cores([2, 3], [2, 2], [2])
+    plan = plan_contraction([2, 3], [2, 2], [2], batch=2)
+    with pytest.raises(ShapeError, match=r"^the plan given was made for other cores or another batch size\.$"):
+        tt_apply(torch.zeros(3, 6), cores, plan=plan)
+
+
 def test_reference_layer_costs_and_auto_order() -> None:
     # MNIST fc1 of METHOD.md: the counts below are worked out by hand from the step formulas.
     modes = ([7, 4, 2, 16], [4, 4, 2, 16], [16, 16, 16])
@@ -89,5 +172,5 @@ def test_mismatched_core_ranks_error() -> None:
 
 
 def test_unknown_order_error() -> None:
-    with pytest.raises(ShapeError, match=r"^unknown contraction order 'zigzag'; use one of rtl, ltr\.$"):
+    with pytest.raises(ShapeError, match=r"^unknown contraction order 'zigzag'; use one of rtl, ltr, auto\.$"):
         plan_contraction([2], [2], [], order="zigzag")  # type: ignore[arg-type]

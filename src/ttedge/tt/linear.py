@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import torch
 from torch import nn
 
 from ..errors import ShapeError
 from .apply import tt_apply
-from .contract import ORDERS, Order, best_order, plan_contraction
+from .contract import ORDERS, ContractionPlan, Order, OrderSetting, plan_contraction
 from .cores import core_shapes, init_cores, to_dense, tt_svd
 from .modes import check_modes, prod
 
@@ -42,7 +41,8 @@ class TTLinear(nn.Module):
         out_modes: m_1..m_d, with out_features = m_1 * ... * m_d.
         ranks: the d - 1 inner ranks, or one int for all bonds (capped at each bond's maximum).
         bias: whether to learn an additive bias, as in nn.Linear.
-        order: contraction order, "rtl", "ltr", or "auto" for the one with fewer MACs.
+        order: contraction order, "rtl", "ltr", or "auto": per batch size, the plan with the fewest
+            MACs over both directions and every merge of neighbouring cores (see ``plan``).
         generator: random source for the initialization (see ``init_std``).
 
     Cores are initialized so that the reconstructed weight has nn.Linear's variance 1/(3 N); the
@@ -55,7 +55,7 @@ class TTLinear(nn.Module):
         out_modes: Sequence[int],
         ranks: int | Sequence[int],
         bias: bool = True,
-        order: Order | Literal["auto"] = "auto",
+        order: OrderSetting = "auto",
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> None:
@@ -87,13 +87,16 @@ class TTLinear(nn.Module):
 
     @property
     def order(self) -> Order:
-        """The contraction order used; with "auto", recomputed from the current ranks."""
-        if self.order_setting == "auto":
-            return best_order(self.in_modes, self.out_modes, self.ranks)
-        return self.order_setting
+        """The sweep direction used; with "auto", that of the batch-1 plan (larger batches may
+        choose differently, and merge cores: ``plan(batch)`` says)."""
+        return self.plan(1).order
+
+    def plan(self, batch: int = 1) -> ContractionPlan:
+        """The products a forward of ``batch`` inputs runs, from the current ranks (cached)."""
+        return plan_contraction(self.in_modes, self.out_modes, self.ranks, batch, self.order_setting)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in_features) -> (..., out_features)
-        y = tt_apply(x, list(self.cores), self.order)
+        y = tt_apply(x, list(self.cores), self.order_setting)
         return y if self.bias is None else y + self.bias
 
     def weight_dense(self) -> torch.Tensor:
@@ -110,7 +113,7 @@ class TTLinear(nn.Module):
 
     def macs(self, batch: int = 1) -> int:
         """Forward multiply-accumulates for ``batch`` inputs (bias adds excluded)."""
-        return plan_contraction(self.in_modes, self.out_modes, self.ranks, batch, self.order).macs
+        return self.plan(batch).macs
 
     def extra_repr(self) -> str:
         return (
@@ -127,7 +130,7 @@ class TTLinear(nn.Module):
         out_modes: Sequence[int],
         max_rank: int | None = None,
         rel_error: float = 0.0,
-        order: Order | Literal["auto"] = "auto",
+        order: OrderSetting = "auto",
     ) -> TTLinear:
         """Compress a trained nn.Linear by TT-SVD (see ``tt_svd`` for the error bound)."""
         cores = tt_svd(linear.weight, in_modes, out_modes, max_rank=max_rank, rel_error=rel_error)
