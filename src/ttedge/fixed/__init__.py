@@ -3,8 +3,13 @@
 from .format import OVERFLOWS, ROUNDINGS, FixedFormat, Overflow, Rounding
 from .ops import SaturationCount, accumulate, add, matmul_exact, mul, quantize, requantize, to_float
 from .rng import random_bits, random_bits_scalar
+from .softmax import EXP_ERROR, EXP_TABLE, LOG2E, SOFTMAX_EXP_FRAC, exp_neg, softmax_xent_grad, softmax_xent_grad_error_bound
 
 __all__ = [
+    "EXP_ERROR",
+    "EXP_TABLE",
+    "LOG2E",
+    "SOFTMAX_EXP_FRAC",
     "FixedFormat",
     "OVERFLOWS",
     "Overflow",
@@ -13,11 +18,14 @@ __all__ = [
     "SaturationCount",
     "accumulate",
     "add",
+    "exp_neg",
     "matmul_exact",
     "mul",
     "quantize",
     "random_bits",
     "random_bits_scalar",
     "requantize",
+    "softmax_xent_grad",
+    "softmax_xent_grad_error_bound",
     "to_float",
 ]

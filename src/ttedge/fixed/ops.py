@@ -127,13 +127,17 @@ def quantize(x: np.ndarray | float, fmt: FixedFormat, random_bits: np.ndarray | 
 
 def _round_scaled(s: np.ndarray, fmt: FixedFormat, random_bits: np.ndarray | None) -> np.ndarray:
     """s (float64, |s| <= 2**64) rounded to an integer-valued float64 by ``fmt.rounding``, exactly."""
-    floor = np.floor(s)
-    rest = s - floor  # the exact fraction, in [0, 1)
-    if fmt.rounding == "nearest":
-        return floor + (rest >= 0.5)
+    # s = whole + part with |part| < 1 is exact, but floor(s) + rest is not (1 - 2**-200 is not a
+    # float), so each rule is written in terms of the signed part.
+    part, whole = np.modf(s)
+    negative = part < 0
+    if fmt.rounding == "nearest":  # floor(s + 1/2)
+        return whole + np.where(negative, -1.0 * (part < -0.5), 1.0 * (part >= 0.5))
+    floor = whole - 1.0 * negative
     if fmt.rounding == "truncate":
         return floor
-    fraction32 = np.floor(np.ldexp(rest, 32)).astype(np.int64)  # the first 32 dropped bits
+    # The first 32 bits of the fraction s - floor(s): of part, or of 1 + part when part < 0.
+    fraction32 = np.floor(np.ldexp(part, 32)).astype(np.int64) + np.where(negative, 1 << 32, 0)
     return floor + (_random_words(random_bits, s.shape, fmt) < fraction32)
 
 
