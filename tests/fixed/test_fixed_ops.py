@@ -229,3 +229,11 @@ def test_misuse_is_named() -> None:
         requantize(np.zeros(3), 4, stochastic)
     with pytest.raises(ShapeError, match=r"^cannot multiply codes of shapes \(2, 3\) and \(2, 3\); the contracted dimensions must match\.$"):
         matmul_exact(np.zeros((2, 3), dtype=np.int64), np.zeros((2, 3), dtype=np.int64))
+
+
+def test_wrap_at_63_bits() -> None:
+    fmt = FixedFormat(63, 0, overflow="wrap")
+    codes, count = requantize(np.array([2**62, -(2**62) - 1, 2**63 - 1], dtype=np.int64), 0, fmt)
+    assert codes.tolist() == [-(2**62), 2**62 - 1, -1] and count == SaturationCount(2, 1)
+    codes, count = quantize(np.array([2.0**62, -(2.0**62) - 2**11]), fmt)
+    assert codes.tolist() == [-(2**62), 2**62 - 2**11] and count == SaturationCount(1, 1)

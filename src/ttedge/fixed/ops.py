@@ -88,7 +88,7 @@ def _overflow(rounded: np.ndarray, fmt: FixedFormat) -> tuple[np.ndarray, Satura
     # Wrap: keep the low `width` bits (width <= 63 here: a 64-bit signed format cannot overflow int64).
     low_bits = (rounded.view(np.uint64) & np.uint64((1 << fmt.width) - 1)).astype(np.int64)
     if fmt.signed:
-        low_bits = np.where(low_bits > fmt.max_int, low_bits - (1 << fmt.width), low_bits)
+        low_bits = np.where(low_bits > fmt.max_int, low_bits + 2 * fmt.min_int, low_bits)  # - 2**width, in int64
     return low_bits, count
 
 
