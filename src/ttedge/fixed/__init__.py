@@ -3,7 +3,15 @@
 from .format import OVERFLOWS, ROUNDINGS, FixedFormat, Overflow, Rounding
 from .ops import SaturationCount, accumulate, add, matmul_exact, mul, quantize, requantize, to_float
 from .rng import random_bits, random_bits_scalar
-from .softmax import EXP_ERROR, EXP_TABLE, LOG2E, SOFTMAX_EXP_FRAC, exp_neg, softmax_xent_grad, softmax_xent_grad_error_bound
+from .softmax import (
+    EXP_ERROR,
+    EXP_TABLE,
+    LOG2E,
+    SOFTMAX_EXP_FRAC,
+    exp_neg,
+    softmax_xent_grad,
+    softmax_xent_grad_error_bound,
+)
 
 __all__ = [
     "EXP_ERROR",

@@ -48,8 +48,11 @@ class SaturationCount:
 
 def _codes(x: np.ndarray | int, name: str) -> np.ndarray:
     arr = np.asarray(x)
-    if arr.dtype.kind not in "iu" or (arr.dtype.kind == "u" and arr.dtype.itemsize == 8 and arr.size and int(arr.max()) >= _INT64_LIMIT):
-        raise DataError(f"{name} must hold integer codes that fit int64, got dtype {arr.dtype}; convert with quantize first.")
+    too_wide = arr.dtype == np.uint64 and arr.size > 0 and int(arr.max()) >= _INT64_LIMIT
+    if arr.dtype.kind not in "iu" or too_wide:
+        raise DataError(
+            f"{name} must hold integer codes that fit int64, got dtype {arr.dtype}; convert with quantize first."
+        )
     return arr.astype(np.int64, copy=False)
 
 
@@ -67,7 +70,9 @@ def _check_bound(bound: int, what: str) -> None:
 
 def _random_words(random_bits: np.ndarray | None, shape: tuple[int, ...], fmt: FixedFormat) -> np.ndarray:
     if random_bits is None:
-        raise ConfigError(f"{fmt} rounds stochastically but no random_bits were given; pass one uint32 word per output element.")
+        raise ConfigError(
+            f"{fmt} rounds stochastically but no random_bits were given; pass one uint32 word per output element."
+        )
     words = np.asarray(random_bits)
     if words.shape != shape or words.dtype != np.uint32:
         raise ShapeError(
@@ -92,7 +97,9 @@ def _overflow(rounded: np.ndarray, fmt: FixedFormat) -> tuple[np.ndarray, Satura
     return low_bits, count
 
 
-def quantize(x: np.ndarray | float, fmt: FixedFormat, random_bits: np.ndarray | None = None) -> tuple[np.ndarray, SaturationCount]:
+def quantize(
+    x: np.ndarray | float, fmt: FixedFormat, random_bits: np.ndarray | None = None
+) -> tuple[np.ndarray, SaturationCount]:
     """Round real numbers ``x`` (any shape) to codes of ``fmt``, exactly as rational arithmetic would.
 
     The scaled value s = x * 2**frac is exact in float64; nearest rounds s half up, truncate floors
@@ -103,7 +110,8 @@ def quantize(x: np.ndarray | float, fmt: FixedFormat, random_bits: np.ndarray | 
     """
     xs = np.asarray(x, dtype=np.float64)
     if not np.isfinite(xs).all():
-        raise DataError(f"quantize got {int((~np.isfinite(xs)).sum())} NaN or infinite values; replace them before quantizing.")
+        bad = int((~np.isfinite(xs)).sum())
+        raise DataError(f"quantize got {bad} NaN or infinite values; replace them before quantizing.")
     # Bring the scaled value into a range where float64 floor and int64 conversion are exact without
     # changing the outcome: clamp to just beyond the representable range to decide (and count) what
     # is out of range, and for wrap reduce modulo 2**width codes, which rounding commutes with.
@@ -166,7 +174,10 @@ def requantize(
     """
     c = _codes(codes, "codes")
     if not isinstance(from_frac, int) or isinstance(from_frac, bool) or not 0 <= from_frac <= MAX_FRAC:
-        raise ConfigError(f"from_frac must be an integer from 0 to {MAX_FRAC} bits, got {from_frac!r}; pass the accumulator's fractional bits.")
+        raise ConfigError(
+            f"from_frac must be an integer from 0 to {MAX_FRAC} bits, got {from_frac!r}; "
+            "pass the accumulator's fractional bits."
+        )
     k = from_frac - fmt.frac
     if k > 0:
         q = c >> k
@@ -217,7 +228,9 @@ def add(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _matmul_bound(a: np.ndarray, b: np.ndarray) -> int:
     if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[0 if b.ndim == 1 else -2]:
-        raise ShapeError(f"cannot multiply codes of shapes {a.shape} and {b.shape}; the contracted dimensions must match.")
+        raise ShapeError(
+            f"cannot multiply codes of shapes {a.shape} and {b.shape}; the contracted dimensions must match."
+        )
     return _max_abs(a) * _max_abs(b) * a.shape[-1]
 
 
@@ -248,5 +261,8 @@ def accumulate(acc: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     _check_bound(_max_abs(acc) + _matmul_bound(a, b), "the accumulated matrix product")
     product = matmul_exact(a, b)
     if np.broadcast_shapes(acc.shape, product.shape) != acc.shape:
-        raise ShapeError(f"the accumulator has shape {acc.shape} but the product has shape {product.shape}; pass an accumulator of the product's shape.")
+        raise ShapeError(
+            f"the accumulator has shape {acc.shape} but the product has shape {product.shape}; "
+            "pass an accumulator of the product's shape."
+        )
     return acc + product

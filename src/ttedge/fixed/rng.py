@@ -52,7 +52,9 @@ _KEYS = tuple(((r + 1) * 0x9E3779B9) & _MASK for r in range(ROUNDS))
 
 def _check_word(name: str, value: object) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 <= int(value) <= _MASK:
-        raise ConfigError(f"random-bit {name} must be an integer from 0 to 2**32 - 1, got {value!r}; reduce it modulo 2**32.")
+        raise ConfigError(
+            f"random-bit {name} must be an integer from 0 to 2**32 - 1, got {value!r}; reduce it modulo 2**32."
+        )
     return int(value)
 
 

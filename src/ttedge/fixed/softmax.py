@@ -86,7 +86,8 @@ def exp_neg(codes: np.ndarray, frac_in: int, frac_out: int) -> np.ndarray:
     lies in [0, 2**frac_out] and is within 2**-(frac_out+1) + EXP_ERROR of e**x (module docstring).
     """
     x = _codes(codes, "codes")
-    if not (isinstance(frac_in, int) and 0 <= frac_in <= 62 and isinstance(frac_out, int) and 0 <= frac_out <= EXP_FRAC):
+    in_ok = isinstance(frac_in, int) and 0 <= frac_in <= 62
+    if not (in_ok and isinstance(frac_out, int) and 0 <= frac_out <= EXP_FRAC):
         raise ConfigError(
             f"exp_neg needs frac_in from 0 to 62 and frac_out from 0 to {EXP_FRAC} bits, "
             f"got {frac_in!r} and {frac_out!r}; pick fractional bits in those ranges."
@@ -125,11 +126,18 @@ def softmax_xent_grad(
     z = _codes(logits, "logits")
     y = np.asarray(labels)
     if z.ndim != 2 or y.shape != z.shape[:1] or y.dtype.kind not in "iu":
-        raise ShapeError(f"softmax_xent_grad needs (B, C) logits and (B,) integer labels, got {z.shape} and {y.shape}; reshape them.")
+        raise ShapeError(
+            f"softmax_xent_grad needs (B, C) logits and (B,) integer labels, got {z.shape} and {y.shape}; "
+            "reshape them."
+        )
     if y.size and (int(y.min()) < 0 or int(y.max()) >= z.shape[1]):
-        raise DataError(f"labels must lie in [0, {z.shape[1]}), got {int(y.min())} to {int(y.max())}; fix the labels.")
+        raise DataError(
+            f"labels must lie in [0, {z.shape[1]}), got {int(y.min())} to {int(y.max())}; fix the labels."
+        )
     if fmt_in.width > EXP_MAX_INPUT_BITS:
-        raise ConfigError(f"softmax logits may have at most {EXP_MAX_INPUT_BITS} bits, got {fmt_in}; use a narrower logit format.")
+        raise ConfigError(
+            f"softmax logits may have at most {EXP_MAX_INPUT_BITS} bits, got {fmt_in}; use a narrower logit format."
+        )
     if z.size and (int(z.min()) < fmt_in.min_int or int(z.max()) > fmt_in.max_int):
         raise DataError(f"logits lie outside {fmt_in}; requantize them into the format first.")
     e = exp_neg(z - z.max(axis=1, keepdims=True), fmt_in.frac, SOFTMAX_EXP_FRAC)  # (B, C), <= 2**20
