@@ -44,14 +44,27 @@ def core_from_matrix(mat: torch.Tensor, shape: torch.Size, order: Order) -> torc
     return mat.reshape(m, r1, r0, n).permute(2, 0, 3, 1)
 
 
+# How a step's products run. Measured on the benchmark shapes (benchmarks/README.md): torch.matmul
+# on (out, contract) @ (rows, contract, cols) and torch.tensordot copy their operands element-wise
+# into transposed layouts, which cost as much as the GEMMs at batch 64. A batched GEMM over the rows
+# with the core broadcast (stride 0) copies nothing, but re-reads G once per row: when G is larger
+# than the caches and cols is narrow, folding the state to (rows * cols, contract) once and running
+# one GEMM is faster.
+_LARGE_CORE = 1 << 18  # entries of G (1 MiB in float32)
+_NARROW = 16
+
+
 def _product(g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """(out, contract) x (rows, contract, cols) -> (rows, out, cols), as one GEMM where possible."""
     rows, contract, cols = s.shape
     if cols == 1:
-        return (s.reshape(rows, contract) @ g.T).unsqueeze(2)
+        return s.reshape(rows, contract) @ g.T  # (rows, out): the caller reshapes
     if rows == 1:
-        return (g @ s[0]).unsqueeze(0)
-    return torch.matmul(g, s)
+        return g @ s[0]  # (out, cols)
+    if cols <= _NARROW and g.numel() >= _LARGE_CORE:
+        folded = s.transpose(1, 2).reshape(rows * cols, contract)  # (rows * cols, contract), a copy
+        return (folded @ g.T).view(rows, cols, -1).transpose(1, 2)  # (rows, out, cols), strided
+    return torch.bmm(g.expand(rows, *g.shape), s)
 
 
 def _product_t(g: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -67,6 +80,9 @@ def _outer_sum(e: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return e.reshape(rows, out).T @ s.reshape(rows, contract)
     if rows == 1:
         return e[0] @ s[0].T
+    if rows * out * contract <= rows * (out + contract) * cols:
+        # Per-row products summed: a temporary no larger than the operands, and no copies.
+        return torch.bmm(e, s.transpose(1, 2)).sum(0)
     return torch.tensordot(e, s, dims=([0, 2], [0, 2]))
 
 
