@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import ShapeError
-from .contract import ContractionPlan, Order, OrderSetting, plan_contraction
+from .contract import SETTINGS, ContractionPlan, Order, OrderSetting, checked_plan, plan_contraction
 from .cores import check_cores
 from .modes import prod
 
@@ -191,7 +191,9 @@ def tt_apply(
     lead = x.shape[:-1]
     batch = prod(lead)
     if plan is None:
-        plan = plan_contraction(in_modes, out_modes, ranks, batch, order)
+        if order not in SETTINGS:
+            plan_contraction(in_modes, out_modes, ranks, batch, order)  # raises the error for it
+        plan = checked_plan(in_modes, out_modes, ranks, batch, order)
     elif plan != plan_contraction(in_modes, out_modes, ranks, batch, plan.order, plan.groups):
         raise ShapeError("the plan given was made for other cores or another batch size.")
     y = _TTContract.apply(x, plan, *cores)  # (rows, out, cols) of the last step

@@ -137,17 +137,27 @@ def plan_contraction(
     if order not in SETTINGS:
         raise ShapeError(f"unknown contraction order {order!r}; use one of {', '.join(ORDERS)}, auto.")
     d = len(in_modes)
+    if groups is None:
+        return checked_plan(tuple(in_modes), tuple(out_modes), tuple(ranks), batch, order)
     if order == "auto":
-        if groups is not None:
-            raise ShapeError("order 'auto' chooses the groups itself; pass rtl or ltr with groups.")
-        return _auto_plan(tuple(in_modes), tuple(out_modes), tuple(ranks), batch)
-    runs = tuple((k, k + 1) for k in range(d)) if groups is None else tuple((int(a), int(b)) for a, b in groups)
-    if groups is not None and runs not in _groupings(d):
+        raise ShapeError("order 'auto' chooses the groups itself; pass rtl or ltr with groups.")
+    runs = tuple((int(a), int(b)) for a, b in groups)
+    if runs not in _groupings(d):
         raise ShapeError(
             f"groups {list(groups)} must split cores 0..{d - 1} into runs [start, stop) of neighbours, "
             f"in order, and not all into one run."
         )
     return _plan(tuple(in_modes), tuple(out_modes), tuple(ranks), batch, order, runs)
+
+
+def checked_plan(
+    n: tuple[int, ...], m: tuple[int, ...], ranks: tuple[int, ...], batch: int, order: OrderSetting
+) -> ContractionPlan:
+    """:func:`plan_contraction` without ``groups``, for modes and order already validated (the
+    per-call path of ``tt_apply``, which validates once per core shapes)."""
+    if order == "auto":
+        return _auto_plan(n, m, ranks, batch)
+    return _plan(n, m, ranks, batch, order, tuple((k, k + 1) for k in range(len(n))))
 
 
 # Layers ask for their plan on every forward; building one took about 30 us, and "auto" compares
