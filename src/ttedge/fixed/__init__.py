@@ -1,7 +1,25 @@
-"""Fixed-point numbers: the format, bit-exact reference ops, the rounding generator and softmax."""
+"""Fixed-point numbers: the format, bit-exact reference ops, the rounding generator and softmax,
+and the training program with its reference interpreter."""
 
+from .compile import PrecisionConfig, compile_program
 from .format import OVERFLOWS, ROUNDINGS, FixedFormat, Overflow, Rounding
 from .ops import SaturationCount, accumulate, add, matmul_exact, mul, quantize, requantize, to_float
+from .interpreter import Interpreter
+from .program import (
+    BiasAdd,
+    BiasGrad,
+    Buffer,
+    Contract,
+    Instruction,
+    Operand,
+    Program,
+    Relu,
+    ReluGrad,
+    ScaleControl,
+    ScaleRule,
+    SgdUpdate,
+    SoftmaxXentGrad,
+)
 from .rng import random_bits, random_bits_scalar
 from .softmax import (
     EXP_ERROR,
@@ -14,6 +32,22 @@ from .softmax import (
 )
 
 __all__ = [
+    "BiasAdd",
+    "BiasGrad",
+    "Buffer",
+    "Contract",
+    "Instruction",
+    "Interpreter",
+    "Operand",
+    "PrecisionConfig",
+    "Program",
+    "Relu",
+    "ReluGrad",
+    "ScaleControl",
+    "ScaleRule",
+    "SgdUpdate",
+    "SoftmaxXentGrad",
+    "compile_program",
     "EXP_ERROR",
     "EXP_TABLE",
     "LOG2E",

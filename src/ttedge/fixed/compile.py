@@ -1,0 +1,172 @@
+"""Compile a TT MLP into the fixed-point training :class:`~ttedge.fixed.program.Program`.
+
+The schedule mirrors ``ttedge.tt.apply``: forward runs each layer's ContractionPlan steps (plain
+"rtl"/"ltr" sweeps, one core per step), keeping the state entering each step; backward walks the
+layers and steps in reverse and, per step, computes the core gradient from the kept state and the
+arriving error, then the error of the step's input (skipped for the network input). All updates
+follow the backward pass, then the scale controllers run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+from ..models import MLP
+from ..tt import TTLinear, plan_contraction
+from .format import FixedFormat, Rounding
+from .program import (
+    BiasAdd,
+    BiasGrad,
+    Buffer,
+    Contract,
+    Instruction,
+    Operand,
+    Program,
+    Relu,
+    ReluGrad,
+    ScaleControl,
+    ScaleRule,
+    SgdUpdate,
+    SoftmaxXentGrad,
+)
+
+__all__ = ["PrecisionConfig", "compile_program"]
+
+
+@dataclass(frozen=True)
+class PrecisionConfig:
+    """Number formats and optimizer constants of a fixed-point training program."""
+
+    core: FixedFormat = FixedFormat(8, 7)  # fx<8,1>: TT cores, LSB 2**-7, updated in place
+    bias: FixedFormat = FixedFormat(16, 10)  # fx<16,6>: biases, LSB 2**-10
+    input: FixedFormat = FixedFormat(16, 7)  # fx<16,9>: input codes
+    activation: FixedFormat = FixedFormat(16, 7)  # fx<16,9>: width and initial frac of forward states
+    error: FixedFormat = FixedFormat(16, 7)  # fx<16,9>: width and initial frac of back-propagated errors
+    gradient: FixedFormat = FixedFormat(16, 7)  # fx<16,9>: width and initial frac of core/bias gradients
+    loss_grad: FixedFormat = FixedFormat(16, 14)  # fx<16,2>: softmax - onehot, in [-1, 1]
+    acc_width: int = 32  # bits of forward and input-error accumulators
+    grad_acc_width: int = 48  # bits of core-gradient accumulators (they sum over the batch)
+    rounding: Rounding = "nearest"  # of contraction outputs ("stochastic" uses the RNG too)
+    lr_shift: int = 6  # learning rate 2**-lr_shift per sample (the loss sums over the batch)
+    momentum_shift: int | None = None  # None: plain SGD; else mu = 1 - 2**-momentum_shift
+    velocity: FixedFormat = FixedFormat(32, 24)  # fx<32,8>: momentum buffers
+    seed: int = 0  # of the stochastic-rounding generator
+    scale: ScaleRule = field(default_factory=ScaleRule)
+
+
+def _check_acc(width_a: int, width_b: int, length: int, acc_width: int, what: str) -> None:
+    bound = (1 << (width_a - 1)) * (1 << (width_b - 1)) * length
+    if bound >= 1 << (acc_width - 1):
+        raise ConfigError(
+            f"{what} sums {length} products of {width_a}- and {width_b}-bit codes, which can reach "
+            f"2**{bound.bit_length() - 1} or more and overflow a {acc_width}-bit accumulator; widen it."
+        )
+
+
+def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Program:
+    """The training step of ``model`` (an MLP of TTLinear layers) for ``batch`` samples."""
+    layers = list(model.layers)
+    if not layers or not all(isinstance(l, TTLinear) for l in layers):
+        raise ConfigError("compile_program needs an MLP of TTLinear layers; dense layers have no TT program.")
+    if batch < 1:
+        raise ConfigError(f"batch must be at least 1, got {batch}.")
+    p = precision
+    buffers: list[Buffer] = []
+    fwd: list[Instruction] = []
+    bwd: list[Instruction] = []
+    upd: list[Instruction] = []
+    dynamic: list[str] = []
+
+    def buf(name: str, shape: tuple[int, ...], fmt: FixedFormat, kind: str, dyn: bool = False) -> str:
+        buffers.append(Buffer(name, shape, fmt, kind, dyn))  # type: ignore[arg-type]
+        if dyn:
+            dynamic.append(name)
+        return name
+
+    def sgd(param: str, grad: str, shape: tuple[int, ...]) -> None:
+        v = None
+        if p.momentum_shift is not None:
+            v = buf(f"{param}.v", shape, p.velocity, "optimizer")
+        upd.append(SgdUpdate(param, grad, p.lr_shift, v, p.momentum_shift or 0))
+
+    x = buf("x", (batch, layers[0].in_features), p.input, "input")
+    labels = buf("labels", (batch,), FixedFormat(32, 0), "label")
+    cores, orders, shapes, biases = [], [], [], []
+    layer_inputs, plans = [x], []
+    for li, layer in enumerate(layers):
+        order = layer.order_setting if layer.order_setting in ("rtl", "ltr") else layer.order
+        plan = plan_contraction(layer.in_modes, layer.out_modes, layer.ranks, batch, order)
+        plans.append(plan)
+        names = []
+        for k, c in enumerate(layer.cores):
+            step = next(s for s in plan.steps if s.core == k)
+            names.append(buf(f"l{li}.core{k}", (step.out, step.contract), p.core, "core"))
+        cores.append(tuple(names))
+        orders.append(plan.order)
+        shapes.append(tuple(tuple(int(v) for v in c.shape) for c in layer.cores))
+        state = layer_inputs[-1]
+        for i, step in enumerate(plan.steps):
+            last = i == len(plan.steps) - 1
+            name = f"l{li}.y" if last else f"l{li}.s{i + 1}"
+            shape = (batch, layer.out_features) if last else (step.rows, step.out, step.cols)
+            out = buf(name, shape, p.activation, "activation", dyn=True)
+            _check_acc(p.activation.width, p.core.width, step.contract, p.acc_width, f"layer {li} step {i}")
+            fwd.append(Contract(
+                "forward", Operand(state, (step.rows, step.contract, step.cols)),
+                Operand(names[step.core], (step.out, step.contract)), Operand(out, (step.rows, step.out, step.cols)),
+                step.rows, step.contract, step.out, step.cols, p.acc_width, p.rounding,
+            ))
+            state = out
+        bias = None
+        if layer.bias is not None:
+            bias = buf(f"l{li}.bias", (layer.out_features,), p.bias, "bias")
+            fwd.append(BiasAdd(state, bias))
+        biases.append(bias)
+        if li < len(layers) - 1:
+            fwd.append(Relu(state))
+        layer_inputs.append(state)
+
+    logits = layer_inputs[-1]
+    err = buf(f"l{len(layers) - 1}.ey", (batch, layers[-1].out_features), p.loss_grad, "error")
+    loss = [SoftmaxXentGrad(logits, labels, err, model.num_classes)]
+    for li in reversed(range(len(layers))):
+        layer, plan = layers[li], plans[li]
+        if li < len(layers) - 1:
+            bwd.append(ReluGrad(err, layer_inputs[li + 1]))
+        if biases[li] is not None:
+            grad = buf(f"l{li}.dbias", (layer.out_features,), p.gradient, "gradient", dyn=True)
+            bwd.append(BiasGrad(err, grad))
+            sgd(biases[li], grad, (layer.out_features,))
+        for i in reversed(range(len(plan.steps))):
+            step = plan.steps[i]
+            kept = layer_inputs[li] if i == 0 else f"l{li}.s{i}"
+            e_view = Operand(err, (step.rows, step.out, step.cols))
+            s_view = Operand(kept, (step.rows, step.contract, step.cols))
+            core = cores[li][step.core]
+            grad = buf(f"l{li}.dcore{step.core}", (step.out, step.contract), p.gradient, "gradient", dyn=True)
+            widths = {b.name: b.fmt.width for b in buffers}
+            e_width, s_width = widths[err], widths[kept]
+            _check_acc(e_width, s_width, step.rows * step.cols, p.grad_acc_width, f"layer {li} core {step.core} gradient")
+            bwd.append(Contract(
+                "core_grad", e_view, s_view, Operand(grad, (step.out, step.contract)),
+                step.rows, step.contract, step.out, step.cols, p.grad_acc_width, p.rounding, "backward",
+            ))
+            sgd(core, grad, (step.out, step.contract))
+            if i == 0 and li == 0:
+                continue  # the network input needs no error
+            name = f"l{li - 1}.ey" if i == 0 else f"l{li}.e{i}"
+            shape = (batch, layer.in_features) if i == 0 else (step.rows, step.contract, step.cols)
+            new = buf(name, shape, p.error, "error", dyn=True)
+            _check_acc(e_width, p.core.width, step.out, p.acc_width, f"layer {li} step {i} input error")
+            bwd.append(Contract(
+                "input_error", e_view, Operand(core, (step.out, step.contract)),
+                Operand(new, (step.rows, step.contract, step.cols)),
+                step.rows, step.contract, step.out, step.cols, p.acc_width, p.rounding, "backward",
+            ))
+            err = new
+    scale = [ScaleControl(name, p.scale) for name in dynamic]
+    return Program(
+        tuple(buffers), tuple(fwd + loss + bwd + upd + scale), batch, model.num_classes, x, labels, logits,
+        p.seed, tuple(cores), tuple(orders), tuple(shapes), tuple(biases),
+    )

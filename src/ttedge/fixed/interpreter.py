@@ -1,0 +1,265 @@
+"""The reference interpreter: executes a training :class:`Program` on int64 codes, bit-exactly.
+
+This is the specification the accelerator is tested against, so it is written to be read: one
+method per instruction type, each a few NumPy lines of exact integer arithmetic (``matmul_exact``,
+shifts, ``requantize``). No floating point touches the training state; floats appear only in
+``__init__`` (quantizing a float model's weights once), ``quantize_input`` and ``to_model``.
+
+State (all int64 NumPy arrays, ``state_dict()``): every core (in its step's (out, contract) matrix
+layout), bias and optimizer buffer by buffer name; ``scale.<buffer>.frac/over/under`` of every
+dynamic buffer; ``sat.<buffer>``, the cumulative count of saturated codes written to a buffer;
+``step``, the global step (the ``step`` word of the random generator).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError, ShapeError
+from ..models import MLP
+from ..tt.apply import core_from_matrix, core_matrix
+from .format import FixedFormat, Rounding
+from .ops import matmul_exact, quantize, requantize
+from .program import (
+    BiasAdd,
+    BiasGrad,
+    Contract,
+    Instruction,
+    Program,
+    Relu,
+    ReluGrad,
+    ScaleControl,
+    SgdUpdate,
+    SoftmaxXentGrad,
+)
+from .rng import random_bits
+from .softmax import softmax_xent_grad
+
+__all__ = ["Interpreter"]
+
+_STATE_KINDS = ("core", "bias", "optimizer", "lambda")
+
+
+class Interpreter:
+    """Runs ``program``; the initial cores and biases are ``model``'s, rounded to nearest codes."""
+
+    def __init__(self, program: Program, model: MLP) -> None:
+        self.program = program
+        self.buffers: dict[str, np.ndarray] = {}  # working buffers of the last step run
+        self._info = {b.name: b for b in program.buffers}
+        self.state: dict[str, np.ndarray] = {"step": np.zeros((), np.int64)}
+        for b in program.buffers:
+            if b.kind in _STATE_KINDS:
+                self.state[b.name] = np.zeros(b.shape, np.int64)
+            if b.dynamic:
+                for key, value in (("frac", b.fmt.frac), ("over", 0), ("under", 0)):
+                    self.state[f"scale.{b.name}.{key}"] = np.array(value, np.int64)
+            if b.kind not in ("input", "label"):
+                self.state[f"sat.{b.name}"] = np.zeros((), np.int64)
+        layers = list(model.layers)
+        for li, layer in enumerate(layers):
+            order = program.orders[li]
+            for name, core in zip(program.cores[li], layer.cores):
+                mat = core_matrix(core.detach().double(), order).numpy()  # type: ignore[arg-type]
+                self.state[name] = quantize(mat, self._info[name].fmt)[0]
+            bias = program.biases[li]
+            if bias is not None:
+                self.state[bias] = quantize(layer.bias.detach().double().numpy(), self._info[bias].fmt)[0]
+
+    # ---- formats -----------------------------------------------------------------------------
+    def frac(self, name: str) -> int:
+        """Current fractional bits of a buffer (the state's for dynamic buffers)."""
+        info = self._info[name]
+        return int(self.state[f"scale.{name}.frac"]) if info.dynamic else info.fmt.frac
+
+    def value(self, name: str) -> np.ndarray:
+        """A buffer (working or state) as float64 real values, for inspection and tests."""
+        codes = self.state[name] if name in self.state else self.buffers[name]
+        return np.ldexp(codes.astype(np.float64), -self.frac(name))
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Float inputs (B, N) to codes of the program's input format (nearest)."""
+        return quantize(np.asarray(x, np.float64), self._info[self.program.input].fmt)[0]
+
+    # ---- running -------------------------------------------------------------------------------
+    def step(self, x_codes: np.ndarray, labels: np.ndarray, trace: list[dict[str, np.ndarray]] | None = None) -> None:
+        """One training step on a batch: (B, N) input codes and (B,) labels; advances ``step``.
+
+        With ``trace`` a list, a copy of the codes each instruction wrote is appended per
+        instruction (``{buffer: codes}``), the per-instruction record a hardware run is compared to.
+        """
+        self._load_batch(x_codes, labels)
+        for i, ins in enumerate(self.program.instructions):
+            self._execute(i, ins, self.buffers, record=True)
+            if trace is not None:
+                trace.append({name: self._get(name, self.buffers).copy() for name in ins.writes})
+        self.state["step"] = self.state["step"] + 1
+
+    def calibrate(self, x_codes: np.ndarray, labels: np.ndarray, rounds: int = 16) -> None:
+        """Set each dynamic frac so the batch's max |code| lies in [2**(W-3), 2**(W-2)).
+
+        Runs forward, loss and backward (no update, no step advance) up to ``rounds`` times,
+        moving each frac by (W - 2) - bit_length(max |code|) (by max_step if all codes are zero).
+        """
+        body = [(i, ins) for i, ins in enumerate(self.program.instructions) if ins.phase in ("forward", "loss", "backward")]
+        for _ in range(rounds):
+            self._load_batch(x_codes, labels)
+            for i, ins in body:
+                self._execute(i, ins, self.buffers, record=False)
+            changed = False
+            for ins in self.program.phase("scale"):
+                assert isinstance(ins, ScaleControl)
+                width, rule = self._info[ins.buffer].fmt.width, ins.rule
+                m = int(np.abs(self.buffers[ins.buffer]).max(initial=0))
+                move = rule.max_step if m == 0 else (width - 2) - m.bit_length()
+                key = f"scale.{ins.buffer}.frac"
+                new = min(max(int(self.state[key]) + move, rule.frac_min), rule.frac_max)
+                changed |= new != int(self.state[key])
+                self.state[key] = np.array(new, np.int64)
+            if not changed:
+                return
+
+    def predict(self, x_codes: np.ndarray) -> np.ndarray:
+        """Class scores (N, num_classes) as logit codes, forward only, in batches of B (the last
+        padded with zeros); the state is not changed."""
+        x = np.asarray(x_codes, np.int64)
+        batch, out = self.program.batch, []
+        forward = [(i, ins) for i, ins in enumerate(self.program.instructions) if ins.phase == "forward"]
+        for start in range(0, x.shape[0], batch):
+            chunk = x[start : start + batch]
+            buffers = {self.program.input: np.pad(chunk, ((0, batch - chunk.shape[0]), (0, 0)))}
+            for i, ins in forward:
+                self._execute(i, ins, buffers, record=False)
+            out.append(buffers[self.program.logits][: chunk.shape[0], : self.program.num_classes])
+        return np.concatenate(out)
+
+    def _load_batch(self, x_codes: np.ndarray, labels: np.ndarray) -> None:
+        x, y = np.asarray(x_codes), np.asarray(labels)
+        want = self._info[self.program.input].shape
+        if x.shape != want or y.shape != want[:1] or x.dtype.kind not in "iu":
+            raise ShapeError(f"step needs integer input codes of shape {want} and {want[:1]} labels, got {x.shape} and {y.shape}.")
+        self.buffers = {self.program.input: x.astype(np.int64), self.program.labels: y.astype(np.int64)}
+
+    def _get(self, name: str, buffers: dict[str, np.ndarray]) -> np.ndarray:
+        return self.state[name] if self._info[name].kind in _STATE_KINDS else buffers[name]
+
+    def _round(self, i: int, codes: np.ndarray, from_frac: int, name: str, rounding: Rounding,
+               buffers: dict[str, np.ndarray], record: bool) -> None:
+        """Narrow exact ``codes`` into buffer ``name`` at its width and current frac."""
+        info = self._info[name]
+        fmt = FixedFormat(info.fmt.width, self.frac(name), rounding=rounding)
+        words = self._words(i, codes.shape) if rounding == "stochastic" else None
+        out, sat = requantize(codes, from_frac, fmt, words)
+        if record:
+            self.state[f"sat.{name}"] = self.state[f"sat.{name}"] + sat.total
+        if info.kind in _STATE_KINDS:
+            self.state[name] = out.reshape(info.shape)
+        else:
+            buffers[name] = out.reshape(info.shape)
+
+    def _words(self, stream: int, shape: tuple[int, ...]) -> np.ndarray:
+        size = int(np.prod(shape))
+        return random_bits(self.program.seed, stream, int(self.state["step"]), np.arange(size).reshape(shape))
+
+    # ---- instructions --------------------------------------------------------------------------
+    def _execute(self, i: int, ins: Instruction, buffers: dict[str, np.ndarray], record: bool) -> None:
+        if isinstance(ins, Contract):
+            a = self._get(ins.a.buffer, buffers).reshape(ins.a.view)
+            b = self._get(ins.b.buffer, buffers).reshape(ins.b.view)
+            if ins.mode == "forward":  # (out, contract) @ (rows, contract, cols)
+                acc = matmul_exact(b, a)
+            elif ins.mode == "input_error":  # (contract, out) @ (rows, out, cols)
+                acc = matmul_exact(b.T, a)
+            else:  # (out, rows cols) @ (rows cols, contract)
+                e = a.transpose(1, 0, 2).reshape(ins.out_len, ins.rows * ins.cols)
+                s = b.transpose(0, 2, 1).reshape(ins.rows * ins.cols, ins.contract)
+                acc = matmul_exact(e, s)
+            from_frac = self.frac(ins.a.buffer) + self.frac(ins.b.buffer)
+            self._round(i, acc, from_frac, ins.out.buffer, ins.rounding, buffers, record)
+        elif isinstance(ins, BiasAdd):
+            fy, fb = self.frac(ins.y), self.frac(ins.bias)
+            f = max(fy, fb)
+            total = (buffers[ins.y] << (f - fy)) + (self.state[ins.bias] << (f - fb))
+            self._round(i, total, f, ins.y, "nearest", buffers, record)
+        elif isinstance(ins, BiasGrad):
+            self._round(i, buffers[ins.error].sum(axis=0), self.frac(ins.error), ins.grad, "nearest", buffers, record)
+        elif isinstance(ins, Relu):
+            buffers[ins.x] = np.maximum(buffers[ins.x], 0)
+        elif isinstance(ins, ReluGrad):
+            buffers[ins.error] = np.where(buffers[ins.activation] > 0, buffers[ins.error], 0)
+        elif isinstance(ins, SoftmaxXentGrad):
+            logits = buffers[ins.logits][:, : ins.num_classes]
+            fmt_in = FixedFormat(self._info[ins.logits].fmt.width, self.frac(ins.logits))
+            grad, sat = softmax_xent_grad(logits, buffers[ins.labels], fmt_in, self._info[ins.error].fmt)
+            out = np.zeros(self._info[ins.error].shape, np.int64)
+            out[:, : ins.num_classes] = grad
+            buffers[ins.error] = out
+            if record:
+                self.state[f"sat.{ins.error}"] = self.state[f"sat.{ins.error}"] + sat.total
+        elif isinstance(ins, SgdUpdate):
+            self._sgd(i, ins, buffers, record)
+        elif isinstance(ins, ScaleControl):
+            self._scale(ins, buffers)
+        else:  # pragma: no cover - the Instruction union is closed
+            raise TypeError(f"unknown instruction {ins!r}")
+
+    def _sgd(self, i: int, ins: SgdUpdate, buffers: dict[str, np.ndarray], record: bool) -> None:
+        d, fd = buffers[ins.grad], self.frac(ins.grad)
+        if ins.velocity is not None:
+            vfmt = self._info[ins.velocity].fmt
+            g, _ = requantize(d, fd, vfmt)
+            v = self.state[ins.velocity]
+            self._round(i, v - (v >> ins.momentum_shift) + g, vfmt.frac, ins.velocity, "nearest", buffers, record)
+            d, fd = self.state[ins.velocity], vfmt.frac
+        fw, fd = self.frac(ins.param), fd + ins.lr_shift  # d * 2**-lr_shift has fd + lr_shift frac bits
+        if fd - fw > 32:  # keep 32 bits below the parameter's LSB (one random word's worth)
+            d, fd = d >> (fd - fw - 32), fw + 32
+        f = max(fw, fd)
+        exact = (self.state[ins.param] << (f - fw)) - (d << (f - fd))
+        self._round(i, exact, f, ins.param, "stochastic", buffers, record)
+
+    def _scale(self, ins: ScaleControl, buffers: dict[str, np.ndarray]) -> None:
+        rule, width = ins.rule, self._info[ins.buffer].fmt.width
+        top = (1 << (width - 1)) - 1
+        hi, lo = (rule.hi_num * top) // rule.den, (rule.lo_num * top) // rule.den
+        m = min(int(np.abs(buffers[ins.buffer]).max(initial=0)), top)
+        key = f"scale.{ins.buffer}."
+        frac, over, under = (int(self.state[key + k]) for k in ("frac", "over", "under"))
+        if m >= top:
+            frac, over, under = frac - 1, 0, 0
+        elif m > hi:
+            over, under = over + 1, 0
+            if over >= rule.up_after:
+                frac, over = frac - 1, 0
+        elif m < lo:
+            under, over = under + 1, 0
+            if under >= rule.down_after:
+                frac, under = frac + min(rule.max_step, max(1, (width - 2) - m.bit_length())), 0
+        else:
+            over = under = 0
+        frac = min(max(frac, rule.frac_min), rule.frac_max)
+        for k, v in (("frac", frac), ("over", over), ("under", under)):
+            self.state[key + k] = np.array(v, np.int64)
+
+    # ---- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A copy of the exact integer state."""
+        return {k: v.copy() for k, v in self.state.items()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Replace the state by ``state`` (same keys and shapes as ``state_dict()``)."""
+        if set(state) != set(self.state) or any(np.shape(state[k]) != self.state[k].shape for k in state):
+            raise CheckpointError("the fixed-point state does not belong to this program; load one saved from it.")
+        self.state = {k: np.asarray(v, np.int64).copy() for k, v in state.items()}
+
+    def to_model(self, model: MLP) -> None:
+        """Write the dequantized cores and biases into ``model`` (same structure), exactly."""
+        with torch.no_grad():
+            for li, layer in enumerate(model.layers):
+                for name, core, shape in zip(self.program.cores[li], layer.cores, self.program.core_shapes[li]):
+                    mat = torch.from_numpy(self.value(name))
+                    core.copy_(core_from_matrix(mat, torch.Size(shape), self.program.orders[li]))  # type: ignore[arg-type]
+                bias = self.program.biases[li]
+                if bias is not None:
+                    layer.bias.copy_(torch.from_numpy(self.value(bias)))

@@ -1,0 +1,335 @@
+"""The training program: typed, immutable instructions over a table of named integer buffers.
+
+One :class:`Program` is one whole training step of a TT MLP on a mini-batch of B samples: forward,
+loss gradient, backward (input errors and core gradients, never a dense dW), SGD updates with
+stochastic rounding straight into the low-precision cores and biases, and finally the dynamic
+power-of-two scale controllers. ``compile.py`` builds it from a model; ``interpreter.py`` executes it
+on int64 codes, and is the bit-exact specification a hardware accelerator is tested against.
+
+Numbers: a buffer holds integer codes of a width (bits); the real value is code * 2**-frac. Static
+buffers (cores, biases, inputs, the loss gradient, optimizer state) keep the frac of their format.
+Dynamic buffers (every contraction output, the layer outputs, gradients) have a frac held in the
+training state (``scale.<buffer>.frac``) and adjusted by :class:`ScaleControl` between steps; their
+format's frac is only the initial value. Within one step every frac is constant.
+
+Stochastic rounding: the instruction at position i of ``Program.instructions`` draws its words as
+``random_bits(seed, stream=i, step=<global step>, index=<flat output element>)``.
+
+Phases, in program order: "forward", "loss", "backward", "update", "scale". Evaluation runs the
+forward phase alone. Extension points for later slices: an ``AdamUpdate`` next to ``SgdUpdate``
+(two moment buffers of kind "optimizer") and a ``PriorGrad`` adding lambda-weighted core terms into
+the core gradients before the update (buffers of kind "lambda").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+from ..errors import ConfigError
+from .format import FixedFormat, Rounding
+
+__all__ = [
+    "BufferKind",
+    "Buffer",
+    "Operand",
+    "Contract",
+    "BiasAdd",
+    "BiasGrad",
+    "Relu",
+    "ReluGrad",
+    "SoftmaxXentGrad",
+    "SgdUpdate",
+    "ScaleRule",
+    "ScaleControl",
+    "Instruction",
+    "Program",
+]
+
+BufferKind = Literal[
+    "core", "bias", "lambda", "optimizer", "activation", "error", "gradient", "accumulator", "input", "label"
+]
+Phase = Literal["forward", "loss", "backward", "update", "scale"]
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A named array of integer codes: ``shape`` elements of ``fmt.width`` bits each."""
+
+    name: str
+    shape: tuple[int, ...]
+    fmt: FixedFormat  # width in bits; frac = the fixed (or, if dynamic, initial) fractional bits
+    kind: BufferKind
+    dynamic: bool = False  # frac lives in the state and is set by a ScaleControl
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def bits(self) -> int:
+        """Storage in bits: numel * width."""
+        return self.numel * self.fmt.width
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A buffer read or written through a (rows, mid, cols) view of its elements in C order."""
+
+    buffer: str
+    view: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A batched integer matrix product, exact into an ``acc_width``-bit accumulator, then rounded.
+
+    With the core matrix G (out, contract) and the three modes (index maps)::
+
+        forward:      Y[r, o, c] = sum_k G[o, k] * A[r, k, c]        a = state (rows, contract, cols)
+        input_error:  Y[r, k, c] = sum_o G[o, k] * A[r, o, c]        a = error (rows, out, cols)
+        core_grad:    Y[o, k]    = sum_{r, c} A[r, o, c] * S[r, k, c] a = error, b = kept state
+
+    The accumulator has frac_a + frac_b fractional bits; the compiler checks that the worst case
+    2**(w_a - 1) * 2**(w_b - 1) * K stays below 2**(acc_width - 1), so the sum is exact and order-free.
+    The output is rounded (``rounding``) into ``out``'s width at its current frac and saturated.
+    """
+
+    mode: Literal["forward", "input_error", "core_grad"]
+    a: Operand
+    b: Operand  # the core matrix (forward, input_error) or the kept state (core_grad)
+    out: Operand
+    rows: int
+    contract: int  # the core's contracted length (n_k r_k for rtl, r_{k-1} n_k for ltr)
+    out_len: int  # the core's produced length
+    cols: int
+    acc_width: int  # bits of the accumulator
+    rounding: Rounding = "nearest"
+    phase: Phase = "forward"
+
+    @property
+    def macs(self) -> int:
+        return self.rows * self.contract * self.out_len * self.cols
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.a.buffer, self.b.buffer)
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return (self.out.buffer,)
+
+
+@dataclass(frozen=True)
+class BiasAdd:
+    """y[b, j] += bias[j] in place: the bias is aligned to y's frac (exact if finer, else nearest)."""
+
+    y: str  # (B, M), dynamic frac
+    bias: str  # (M,)
+    phase: Phase = "forward"
+    macs: int = 0
+    reads: tuple[str, ...] = field(init=False)
+    writes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", (self.y, self.bias))
+        object.__setattr__(self, "writes", (self.y,))
+
+
+@dataclass(frozen=True)
+class BiasGrad:
+    """g[j] = sum_b e[b, j], exact, rounded (nearest) into ``grad``'s width at its current frac."""
+
+    error: str  # (B, M)
+    grad: str  # (M,)
+    phase: Phase = "backward"
+    macs: int = 0
+    reads: tuple[str, ...] = field(init=False)
+    writes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", (self.error,))
+        object.__setattr__(self, "writes", (self.grad,))
+
+
+@dataclass(frozen=True)
+class Relu:
+    """x = max(x, 0) in place (codes; the frac is unchanged)."""
+
+    x: str
+    phase: Phase = "forward"
+    macs: int = 0
+    reads: tuple[str, ...] = field(init=False)
+    writes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", (self.x,))
+        object.__setattr__(self, "writes", (self.x,))
+
+
+@dataclass(frozen=True)
+class ReluGrad:
+    """e = e * (a > 0) in place, with a the kept ReLU output (positive exactly where its input was)."""
+
+    error: str
+    activation: str
+    phase: Phase = "backward"
+    macs: int = 0
+    reads: tuple[str, ...] = field(init=False)
+    writes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", (self.error, self.activation))
+        object.__setattr__(self, "writes", (self.error,))
+
+
+@dataclass(frozen=True)
+class SoftmaxXentGrad:
+    """e[:, :C] = softmax(logits[:, :C]) - onehot(labels), e[:, C:] = 0 (``ttedge.fixed.softmax_xent_grad``).
+
+    The loss is the *sum* over the batch (no 1/B), so the learning rate is per sample.
+    """
+
+    logits: str  # (B, M), M >= C
+    labels: str  # (B,)
+    error: str  # (B, M), static format
+    num_classes: int
+    phase: Phase = "loss"
+    macs: int = 0
+    reads: tuple[str, ...] = field(init=False)
+    writes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", (self.logits, self.labels))
+        object.__setattr__(self, "writes", (self.error,))
+
+
+@dataclass(frozen=True)
+class SgdUpdate:
+    """p <- p - 2**-lr_shift * d, stochastically rounded into p's format (no float master copy).
+
+    Without momentum d = g. With momentum (``velocity`` set) v <- v - (v >> momentum_shift) + g,
+    i.e. mu = 1 - 2**-momentum_shift, with g rounded (nearest) to v's frac and the shift a floor;
+    then d = v. The exact new value has F = max(frac_p, frac_d + lr_shift) fractional bits; if
+    F - frac_p > 32 the d term is first floored to frac_p + 32 bits (one 32-bit word dithers at most
+    32 bits). Random word: ``random_bits(seed, stream, step, flat index into p)``.
+    """
+
+    param: str
+    grad: str
+    lr_shift: int
+    velocity: str | None = None
+    momentum_shift: int = 0
+    phase: Phase = "update"
+
+    @property
+    def macs(self) -> int:
+        return 0  # a shift and an add per element
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.param, self.grad) + ((self.velocity,) if self.velocity else ())
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return (self.param,) + ((self.velocity,) if self.velocity else ())
+
+
+@dataclass(frozen=True)
+class ScaleRule:
+    """The hysteresis controller of a dynamic buffer's frac; all thresholds are integers.
+
+    With W the width, MAX = 2**(W-1) - 1, HI = (hi_num * MAX) // den, LO = (lo_num * MAX) // den and
+    m = max |code| of the buffer after this step (a code at -2**(W-1) counts as MAX)::
+
+        if m >= MAX:    frac -= 1; over = under = 0               # at the rail: saturated, act now
+        elif m > HI:    over += 1; under = 0;  if over >= up_after:   frac -= 1; over = 0
+        elif m < LO:    under += 1; over = 0;  if under >= down_after:
+                            frac += min(max_step, max(1, (W - 2) - bit_length(m))); under = 0
+        else:           over = under = 0
+        frac = clamp(frac, frac_min, frac_max)
+
+    Lowering frac (raising the shift) doubles the range; the jump when raising frac brings m into
+    [2**(W-3), 2**(W-2)), i.e. a quarter to a half of the range, in one move.
+    """
+
+    hi_num: int = 9
+    lo_num: int = 3
+    den: int = 10
+    up_after: int = 2  # steps in a row above HI before the range doubles
+    down_after: int = 8  # steps in a row below LO before the range shrinks
+    max_step: int = 8  # most bits frac rises at once
+    frac_min: int = 0
+    frac_max: int = 31
+
+
+@dataclass(frozen=True)
+class ScaleControl:
+    """Adjust ``buffer``'s frac (state ``scale.<buffer>.frac``) by ``rule`` from its contents."""
+
+    buffer: str
+    rule: ScaleRule
+    phase: Phase = "scale"
+    macs: int = 0
+    reads: tuple[str, ...] = field(init=False)
+    writes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", (self.buffer,))
+        object.__setattr__(self, "writes", ())
+
+
+Instruction = Union[Contract, BiasAdd, BiasGrad, Relu, ReluGrad, SoftmaxXentGrad, SgdUpdate, ScaleControl]
+
+
+@dataclass(frozen=True)
+class Program:
+    """A training step: ``instructions`` in order over ``buffers``, for ``batch`` samples."""
+
+    buffers: tuple[Buffer, ...]
+    instructions: tuple[Instruction, ...]
+    batch: int
+    num_classes: int
+    input: str  # (B, N) input buffer
+    labels: str  # (B,) label buffer
+    logits: str  # (B, M) network output
+    seed: int
+    cores: tuple[tuple[str, ...], ...]  # per layer, its core buffers in core order
+    orders: tuple[str, ...]  # per layer, the sweep direction ("rtl"/"ltr") of its core matrices
+    core_shapes: tuple[tuple[tuple[int, int, int, int], ...], ...]  # per layer, (r0, m, n, r1) of each core
+    biases: tuple[str | None, ...]  # per layer
+
+    def __post_init__(self) -> None:
+        names = [b.name for b in self.buffers]
+        if len(set(names)) != len(names):
+            raise ConfigError("a program's buffer names must be unique; rename the duplicates.")
+        known = set(names)
+        for ins in self.instructions:
+            for name in (*ins.reads, *ins.writes):
+                if name not in known:
+                    raise ConfigError(f"instruction {type(ins).__name__} uses unknown buffer {name!r}; declare it.")
+
+    def buffer(self, name: str) -> Buffer:
+        for b in self.buffers:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of one training step."""
+        return sum(i.macs for i in self.instructions)
+
+    def phase(self, phase: Phase) -> tuple[Instruction, ...]:
+        return tuple(i for i in self.instructions if i.phase == phase)
+
+    def bits_by_kind(self) -> dict[str, int]:
+        """Bits of every buffer, summed per kind, and the total (no buffer sharing yet)."""
+        out: dict[str, int] = {}
+        for b in self.buffers:
+            out[b.kind] = out.get(b.kind, 0) + b.bits
+        out["total"] = sum(out.values())
+        return out

@@ -1,0 +1,152 @@
+"""The compiled training program: structure against the contraction plans, bit-exact determinism,
+state round trips, and training the digits in fixed point."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ttedge.data import load_digits
+from ttedge.errors import CheckpointError, ConfigError
+from ttedge.fixed import (
+    Contract,
+    FixedFormat,
+    Interpreter,
+    PrecisionConfig,
+    SgdUpdate,
+    compile_program,
+)
+from ttedge.models import MLP
+from ttedge.tt import TTLinear
+
+
+def small_mlp(order: str = "rtl", seed: int = 0) -> MLP:
+    gen = torch.Generator().manual_seed(seed)
+    return MLP(
+        [
+            TTLinear([4, 4, 4], [2, 2, 4], 3, order=order, generator=gen),  # type: ignore[arg-type]
+            TTLinear([2, 2, 4], [2, 5, 1], 3, order=order, generator=gen),  # type: ignore[arg-type]
+        ],
+        10,
+    )
+
+
+def batch(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 64)), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("order", ["rtl", "ltr"])
+def test_buffers_and_macs_follow_the_plans(order: str) -> None:
+    model, b = small_mlp(order), 5
+    prog = compile_program(model, PrecisionConfig(), b)
+    contracts = [i for i in prog.instructions if isinstance(i, Contract)]
+    for li, layer in enumerate(model.layers):
+        plan = layer.plan(b)
+        assert plan.order == order and prog.orders[li] == order
+        fwd = [c for c in contracts if c.mode == "forward" and c.b.buffer.startswith(f"l{li}.")]
+        assert sum(c.macs for c in fwd) == plan.macs
+        assert [(c.rows, c.contract, c.out_len, c.cols) for c in fwd] == [
+            (s.rows, s.contract, s.out, s.cols) for s in plan.steps
+        ]
+        for k, core in enumerate(layer.cores):
+            buf = prog.buffer(f"l{li}.core{k}")
+            assert buf.kind == "core" and buf.numel == core.numel() and buf.bits == core.numel() * 8
+            grad = prog.buffer(f"l{li}.dcore{k}")
+            assert grad.shape == buf.shape and grad.kind == "gradient"  # direct core gradient, no dense dW
+        for i, step in enumerate(plan.steps):
+            core = f"l{li}.core{step.core}"
+            grads = [c for c in contracts if c.mode == "core_grad" and c.out.buffer == f"l{li}.dcore{step.core}"]
+            errors = [c for c in contracts if c.mode == "input_error" and c.b.buffer == core]
+            assert [c.macs for c in grads] == [step.macs]
+            # Backward costs 2x the forward step, except the network input's error, never computed.
+            assert [c.macs for c in errors] == ([] if li == 0 and i == 0 else [step.macs])
+            # Kept for backward: exactly the state entering each step (the plan's in_elements).
+            assert grads[0].b.view == (step.rows, step.contract, step.cols)
+    kept = [bf for bf in prog.buffers if bf.kind == "activation"]
+    assert all(bf.dynamic for bf in kept)
+    assert prog.macs == sum(c.macs for c in contracts)
+    assert prog.bits_by_kind()["total"] == sum(bf.bits for bf in prog.buffers)
+    updates = [i for i in prog.instructions if isinstance(i, SgdUpdate)]
+    assert {u.param for u in updates} == {bf.name for bf in prog.buffers if bf.kind in ("core", "bias")}
+
+
+def test_accumulator_too_narrow_is_refused() -> None:
+    with pytest.raises(ConfigError, match="overflow a 24-bit accumulator; widen it"):
+        compile_program(small_mlp(), PrecisionConfig(acc_width=24), 4)
+
+
+def run(seed: int, steps: int, rounding: str = "nearest", state: dict | None = None, start: int = 0) -> Interpreter:
+    prog = compile_program(small_mlp(), PrecisionConfig(seed=seed, rounding=rounding, lr_shift=5), 4)  # type: ignore[arg-type]
+    interp = Interpreter(prog, small_mlp())
+    if state is not None:
+        interp.load_state_dict(state)
+    else:
+        x, y = batch(4, 99)
+        interp.calibrate(interp.quantize_input(x), y)
+    for s in range(start, start + steps):
+        x, y = batch(4, s)
+        interp.step(interp.quantize_input(x), y)
+    return interp
+
+
+def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "stochastic"])
+def test_same_seed_same_bits_other_seed_other_bits(rounding: str) -> None:
+    a, b, c = run(1, 5, rounding).state_dict(), run(1, 5, rounding).state_dict(), run(2, 5, rounding).state_dict()
+    assert same(a, b)
+    assert not same(a, c)
+    cores = [k for k in a if ".core" in k and not k.startswith(("sat.", "scale."))]
+    assert any(not np.array_equal(a[k], c[k]) for k in cores)  # the seed reaches the weights
+
+
+def test_state_dict_round_trip_continues_bit_exactly() -> None:
+    whole = run(3, 6, "stochastic")
+    half = run(3, 3, "stochastic")
+    saved = {k: v.copy() for k, v in half.state_dict().items()}
+    resumed = run(3, 3, "stochastic", state=saved, start=3)
+    assert int(resumed.state["step"]) == 6
+    assert same(whole.state_dict(), resumed.state_dict())
+    with pytest.raises(CheckpointError, match="does not belong to this program"):
+        resumed.load_state_dict({k: v for k, v in saved.items() if k != "step"})
+
+
+def test_momentum_program_trains_deterministically() -> None:
+    precision = PrecisionConfig(momentum_shift=3, lr_shift=7)
+    prog = compile_program(small_mlp(), precision, 4)
+    assert prog.bits_by_kind()["optimizer"] == sum(c.numel() * 32 for c in small_mlp().parameters())
+    states = []
+    for _ in range(2):
+        interp = Interpreter(prog, small_mlp())
+        for s in range(3):
+            x, y = batch(4, s)
+            interp.step(interp.quantize_input(x), y)
+        states.append(interp.state_dict())
+    assert same(*states)
+    assert any(np.any(states[0][k]) for k in states[0] if k.endswith(".v"))
+
+
+def test_digits_train_in_fixed_point() -> None:
+    """64 -> [4,4,4]x[4,4,4] rank 4 -> ReLU -> [4,4,4]x[2,5,1], fx<8,1> cores, fx<16,*> data."""
+    gen = torch.Generator().manual_seed(0)
+    model = MLP([
+        TTLinear([4, 4, 4], [4, 4, 4], 4, order="rtl", generator=gen),
+        TTLinear([4, 4, 4], [2, 5, 1], 4, order="rtl", generator=gen),
+    ], 10)
+    b = 16
+    prog = compile_program(model, PrecisionConfig(core=FixedFormat.parse("fx<8,1>"), lr_shift=7), b)
+    interp = Interpreter(prog, model)
+    x_train, y_train = load_digits("train")
+    x_test, y_test = load_digits("test")
+    codes, test_codes = interp.quantize_input(x_train), interp.quantize_input(x_test)
+    interp.calibrate(codes[:b], y_train[:b])
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        idx = rng.integers(0, len(y_train), b)
+        interp.step(codes[idx], y_train[idx])
+    accuracy = float((interp.predict(test_codes).argmax(axis=1) == y_test).mean())
+    assert accuracy > 0.85, accuracy
