@@ -14,6 +14,7 @@ from ttedge.fixed import (
     FixedFormat,
     Interpreter,
     PrecisionConfig,
+    ScaleRule,
     SgdUpdate,
     compile_program,
 )
@@ -150,3 +151,18 @@ def test_digits_train_in_fixed_point() -> None:
         interp.step(codes[idx], y_train[idx])
     accuracy = float((interp.predict(test_codes).argmax(axis=1) == y_test).mean())
     assert accuracy > 0.85, accuracy
+
+
+def test_scale_rule_hysteresis() -> None:
+    rule = ScaleRule()  # 16 bits: MAX = 32767, HI = 29490, LO = 9830
+    assert rule.update(16, 32767, 10, 0, 5) == (9, 0, 0)  # at the rail: double the range now
+    assert rule.update(16, 40000, 10, 0, 0) == (9, 0, 0)  # -2**15 and beyond count as the rail
+    assert rule.update(16, 29491, 10, 0, 3) == (10, 1, 0)  # overflow risk once: wait
+    assert rule.update(16, 29491, 10, 1, 0) == (9, 0, 0)  # twice in a row: double the range
+    assert rule.update(16, 29490, 10, 1, 0) == (10, 0, 0)  # in band: both counters reset
+    assert rule.update(16, 9829, 10, 0, 6) == (10, 0, 7)  # small, not yet for long enough
+    assert rule.update(16, 9829, 10, 0, 7) == (11, 0, 0)  # 14-bit max: one bit up, to [2**13, 2**14)
+    assert rule.update(16, 100, 10, 0, 7) == (17, 0, 0)  # 7-bit max: 14 - 7 = 7 bits up at once
+    assert rule.update(16, 0, 10, 0, 7) == (18, 0, 0)  # all zero: max_step bits
+    assert rule.update(16, 0, 30, 0, 7) == (31, 0, 0)  # clamped to frac_max
+    assert rule.update(16, 32767, 0, 0, 0) == (0, 0, 0)  # clamped to frac_min

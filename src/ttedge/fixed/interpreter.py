@@ -220,26 +220,11 @@ class Interpreter:
         self._round(i, exact, f, ins.param, "stochastic", buffers, record)
 
     def _scale(self, ins: ScaleControl, buffers: dict[str, np.ndarray]) -> None:
-        rule, width = ins.rule, self._info[ins.buffer].fmt.width
-        top = (1 << (width - 1)) - 1
-        hi, lo = (rule.hi_num * top) // rule.den, (rule.lo_num * top) // rule.den
-        m = min(int(np.abs(buffers[ins.buffer]).max(initial=0)), top)
         key = f"scale.{ins.buffer}."
-        frac, over, under = (int(self.state[key + k]) for k in ("frac", "over", "under"))
-        if m >= top:
-            frac, over, under = frac - 1, 0, 0
-        elif m > hi:
-            over, under = over + 1, 0
-            if over >= rule.up_after:
-                frac, over = frac - 1, 0
-        elif m < lo:
-            under, over = under + 1, 0
-            if under >= rule.down_after:
-                frac, under = frac + min(rule.max_step, max(1, (width - 2) - m.bit_length())), 0
-        else:
-            over = under = 0
-        frac = min(max(frac, rule.frac_min), rule.frac_max)
-        for k, v in (("frac", frac), ("over", over), ("under", under)):
+        m = int(np.abs(buffers[ins.buffer]).max(initial=0))
+        old = (int(self.state[key + k]) for k in ("frac", "over", "under"))
+        new = ins.rule.update(self._info[ins.buffer].fmt.width, m, *old)
+        for k, v in zip(("frac", "over", "under"), new):
             self.state[key + k] = np.array(v, np.int64)
 
     # ---- state ---------------------------------------------------------------------------------

@@ -265,6 +265,25 @@ class ScaleRule:
     frac_min: int = 0
     frac_max: int = 31
 
+    def update(self, width: int, m: int, frac: int, over: int, under: int) -> tuple[int, int, int]:
+        """(frac, over, under) after a step whose buffer of ``width`` bits had max |code| ``m``."""
+        top = (1 << (width - 1)) - 1
+        hi, lo = (self.hi_num * top) // self.den, (self.lo_num * top) // self.den
+        m = min(m, top)
+        if m >= top:
+            frac, over, under = frac - 1, 0, 0
+        elif m > hi:
+            over, under = over + 1, 0
+            if over >= self.up_after:
+                frac, over = frac - 1, 0
+        elif m < lo:
+            under, over = under + 1, 0
+            if under >= self.down_after:
+                frac, under = frac + min(self.max_step, max(1, (width - 2) - m.bit_length())), 0
+        else:
+            over = under = 0
+        return min(max(frac, self.frac_min), self.frac_max), over, under
+
 
 @dataclass(frozen=True)
 class ScaleControl:
