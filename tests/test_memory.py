@@ -13,7 +13,8 @@ from ttedge.train import ModelConfig
 MODELS = {
     "tt-rtl": ModelConfig(hidden=[16], in_modes=[[4, 3, 2], [4, 4]], out_modes=[[2, 4, 2], [3, 4]], ranks=[[3, 4], [2]], order="rtl"),
     "tt-ltr": ModelConfig(hidden=[16], in_modes=[[4, 3, 2], [4, 4]], out_modes=[[2, 4, 2], [3, 4]], ranks=[[3, 4], [2]], order="ltr"),
-    # "auto" merges neighbouring cores of the first layer (1-2 and 3-4 at batch 5, 1-2 at batch 1).
+    # "auto" (rtl without merges at these sizes: per-call overhead outweighs their few MACs; merged
+    # plans are checked against the saved tensors in tests/tt/test_tt_contract.py).
     "tt-auto": ModelConfig(hidden=[16], in_modes=[[2, 2, 2, 3], [4, 4]], out_modes=[[2, 2, 2, 2], [3, 4]], ranks=[[4, 4, 4], [2]], order="auto"),
     "dense": ModelConfig(layer="dense", hidden=[16, 8]),
 }

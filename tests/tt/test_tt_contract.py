@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ttedge.errors import ShapeError
 from ttedge.tt import best_order, init_cores, plan_contraction, to_dense, tt_apply
+from ttedge.tt.contract import PRODUCT_OVERHEAD_MACS, plan_cost
 
 
 @st.composite
@@ -112,7 +113,7 @@ def test_auto_plan_is_the_cheapest_and_never_dense(shape) -> None:
             continue
         for order in ("rtl", "ltr"):
             other = plan_contraction(in_modes, out_modes, ranks, batch, order, groups=list(zip(bounds, bounds[1:])))
-            assert auto.macs <= other.macs
+            assert plan_cost(auto) <= plan_cost(other)
     # Merges: each multiplies one more core into the run's partial product.
     r = [1, *ranks, 1]
     for m in auto.merges:
@@ -131,6 +132,13 @@ def test_merging_halves_the_macs_of_the_4096_layer() -> None:
     assert auto.groups == ((0, 2), (2, 4)) and auto.describe() == "rtl 1-2 3-4"
     assert auto.macs == 2 * 64 * 16 * 64 * 16 + 2 * 64 * 64 * 1024 * 64
     assert auto.macs < 0.48 * plan_contraction(*modes, batch=64, order="rtl").macs
+    # Per-call overhead: at batch 1 the MNIST layer sweeps right to left without merges (fewer,
+    # larger products, and no custom autograd node) although ltr 1-2 has fewer MACs.
+    mnist = ([7, 4, 2, 16], [4, 4, 2, 16], [16] * 3)
+    assert plan_contraction(*mnist, batch=1, order="auto").describe() == "rtl"
+    assert plan_contraction(*mnist, batch=1, order="ltr", groups=[(0, 2), (2, 3), (3, 4)]).macs < plan_contraction(*mnist, batch=1, order="rtl").macs
+    assert plan_cost(plan_contraction(*mnist, batch=1, order="rtl")) == 1_662_976 + 4 * PRODUCT_OVERHEAD_MACS
+    assert plan_contraction(*modes, batch=1, order="auto").describe() == "rtl 1-2 3-4"
     # Modes [64, 64] have no merge left but the dense weight, which a plan never forms.
     assert plan_contraction([64, 64], [64, 64], [16], batch=64, order="auto").merges == ()
 
@@ -174,3 +182,28 @@ def test_mismatched_core_ranks_error() -> None:
 def test_unknown_order_error() -> None:
     with pytest.raises(ShapeError, match=r"^unknown contraction order 'zigzag'; use one of rtl, ltr, auto\.$"):
         plan_contraction([2], [2], [], order="zigzag")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("order", "groups"), [("rtl", None), ("ltr", None), ("rtl", [(0, 2), (2, 4)]), ("ltr", [(0, 1), (1, 3), (3, 4)])])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_saved_tensors_are_the_states(order, groups, batch) -> None:
+    # What backward keeps is the state entering each step, as the plan (and the memory account,
+    # tests/test_memory.py) says: on the plain-autograd path (rtl without merges) and in the custom
+    # node (ltr, merges) alike; core views share the parameters' storage and are not counted.
+    in_modes, out_modes, ranks = [2, 3, 2, 2], [3, 2, 2, 2], [3, 4, 2]
+    cores = [c.requires_grad_() for c in init_cores(in_modes, out_modes, ranks)]
+    plan = plan_contraction(in_modes, out_modes, ranks, batch, order, groups=groups)
+    params = {c.untyped_storage().data_ptr() for c in cores}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.untyped_storage().data_ptr() not in params:
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes() // t.element_size()
+        return t
+
+    x = torch.randn(batch, 24)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = tt_apply(x, cores, plan=plan)
+    assert sum(saved.values()) == sum(s.in_elements for s in plan.steps)
+    y.sum().backward()
+    assert all(c.grad is not None and c.grad.shape == c.shape for c in cores)

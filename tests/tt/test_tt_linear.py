@@ -63,7 +63,7 @@ def test_bad_ranks_error() -> None:
 
 def test_auto_plan_follows_the_batch() -> None:
     layer = TTLinear([7, 4, 2, 16], [4, 4, 2, 16], 16)  # MNIST fc1 (METHOD.md)
-    assert layer.plan(1).describe() == "ltr 1-2" and layer.plan(64).describe() == "ltr 1-2 3-4"
+    assert layer.plan(1).describe() == "rtl" and layer.plan(64).describe() == "ltr 1-2 3-4"
     assert layer.macs(64) == layer.plan(64).macs < plan_contraction([7, 4, 2, 16], [4, 4, 2, 16], [16] * 3, 64, "ltr").macs
     x = torch.randn(64, 896)
     torch.testing.assert_close(layer(x), x @ layer.weight_dense().T + layer.bias, rtol=1e-4, atol=1e-5)

@@ -18,8 +18,9 @@ costs a few products that do not depend on the batch, and can cut the sweep's MA
 [8, 8, 8, 8] at rank 16, merging cores (1, 2) and (3, 4) halves them. A plan never merges all cores
 of a train with d >= 2 (that would be the dense weight, which training never forms).
 
-Order "auto" picks, for the given batch, the grouping and direction with the fewest forward MACs
-(merges included). :class:`ContractionPlan` lists all products with their sizes; ``tt_apply`` (in
+Order "auto" picks, for the given batch, the grouping and direction with the lowest
+:func:`plan_cost`: forward MACs (merges included) plus a fixed overhead per product, so that at
+batch 1, where per-call overhead dominates, it prefers fewer products over fewer MACs. :class:`ContractionPlan` lists all products with their sizes; ``tt_apply`` (in
 ``apply.py``) executes exactly this list, so MAC counts and buffer sizes come from the same
 description the computation follows.
 """
@@ -35,7 +36,7 @@ from typing import Literal
 from ..errors import ShapeError
 from .modes import check_modes, prod
 
-__all__ = ["Order", "OrderSetting", "Step", "Merge", "ContractionPlan", "plan_contraction", "best_order"]
+__all__ = ["Order", "OrderSetting", "Step", "Merge", "ContractionPlan", "plan_contraction", "plan_cost", "best_order"]
 
 Order = Literal["rtl", "ltr"]  # direction of the sweep
 OrderSetting = Literal["rtl", "ltr", "auto"]  # what callers ask for; "auto" also chooses merges
@@ -131,7 +132,7 @@ def plan_contraction(
 
     "rtl" and "ltr" sweep the cores as they are, or, with ``groups`` (runs [start, stop) of
     0-based core indices covering all cores in order), the cores merged run by run. "auto" returns
-    the plan with the fewest forward MACs at this batch over both directions and every grouping.
+    the plan with the lowest :func:`plan_cost` at this batch over both directions and every grouping.
     """
     check_modes(in_modes, out_modes, ranks)
     if order not in SETTINGS:
@@ -203,11 +204,37 @@ def _groupings(d: int) -> list[tuple[tuple[int, int], ...]]:
     return out
 
 
+# Order "auto" minimizes an estimated time, in MAC-equivalents: the plan's forward MACs plus a fixed
+# overhead per product. At batch 1 the MNIST layer's whole step is a few million MACs and its time
+# is mostly per-call overhead (dispatch, Python, the autograd node): there fewer, larger products
+# win even with more MACs (rtl without merges, 1.7M MACs, ran faster than ltr 1-2 at 0.7M). An ltr
+# step also permutes its core into a copy, forward and backward; a merge is a product in forward,
+# rebuilt and differentiated in backward. Plans with either run inside one custom autograd node,
+# whose Python forward and backward cost about two units more; an rtl sweep without merges runs as
+# plain autograd operations (``apply.py``). At batch 64 the MACs dominate and "auto" keeps the
+# MAC-minimal plans. One overhead unit is about what this many MACs cost in a small GEMM on one
+# core of the benchmark machine (benchmarks/README.md).
+PRODUCT_OVERHEAD_MACS = 250_000
+_STEP_UNITS = {"rtl": 1, "ltr": 2}
+_MERGE_UNITS = 3
+_NODE_UNITS = 2
+
+
+def plan_cost(plan: ContractionPlan) -> int:
+    """The estimate "auto" minimizes: forward MACs plus PRODUCT_OVERHEAD_MACS per unit of
+    per-call overhead (1 per rtl step, 2 per ltr step, 3 per merge, 2 for a custom autograd node,
+    which every plan but an rtl sweep without merges needs)."""
+    units = _STEP_UNITS[plan.order] * len(plan.steps) + _MERGE_UNITS * len(plan.merges)
+    if plan.order == "ltr" or plan.merges:
+        units += _NODE_UNITS
+    return plan.macs + PRODUCT_OVERHEAD_MACS * units
+
+
 @functools.lru_cache(maxsize=1024)
 def _auto_plan(n: tuple[int, ...], m: tuple[int, ...], ranks: tuple[int, ...], batch: int) -> ContractionPlan:
     plans = [_plan(n, m, ranks, batch, o, g) for g in _groupings(len(n)) for o in ORDERS]
-    # Fewest MACs; on a tie fewer merges (less work in backward), then the smaller peak state.
-    return min(plans, key=lambda p: (p.macs, len(p.merges), p.peak))
+    # Cheapest estimate; on a tie fewer MACs, fewer merges (less work in backward), the smaller peak.
+    return min(plans, key=lambda p: (plan_cost(p), p.macs, len(p.merges), p.peak))
 
 
 def best_order(in_modes: Sequence[int], out_modes: Sequence[int], ranks: Sequence[int]) -> Order:
