@@ -64,9 +64,14 @@ def _markdown(ref: dict[str, Any], rows: list[dict[str, Any]], when: str, recipe
 
 def _plot(ref: dict[str, Any], rows: list[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["core_parameters"] for r in rows], [100 * r["test_acc"] for r in rows], "o", label="rank-adaptive")
-    for r in rows:
+    adaptive = [r for r in rows if r["prior"]]
+    fixed = [r for r in rows if not r["prior"]]
+    ax.plot([r["core_parameters"] for r in adaptive], [100 * r["test_acc"] for r in adaptive], "o", label="rank-adaptive")
+    for r in adaptive:
         ax.annotate(f"beta {r['prior']['beta']}", (r["core_parameters"], 100 * r["test_acc"]), fontsize=7)
+    if fixed:
+        ax.plot([r["core_parameters"] for r in fixed], [100 * r["test_acc"] for r in fixed], "^",
+                label="fixed smaller ranks, from scratch")
     ax.plot([ref["core_parameters"]], [100 * ref["test_acc"]], "s", color="k", label="fixed rank 16")
     ax.axvline(ref["core_parameters"] / 2, ls=":", color="gray", label="half the parameters")
     ax.axhline(100 * ref["test_acc"] - 0.3, ls="--", color="gray", label="reference - 0.3 points")
