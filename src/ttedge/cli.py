@@ -100,11 +100,12 @@ def _cmd_train(args: argparse.Namespace, overrides: list[str]) -> int:
 def _cmd_memory(args: argparse.Namespace, overrides: list[str]) -> int:
     import json
 
-    from .memory import account_for_config, format_table
+    from .memory import account_for_config, format_fixed_table, format_table
 
     cfg = load_config(RunConfig, args.config, overrides)
-    table = account_for_config(cfg)
-    print(json.dumps(table, indent=2) if args.json else format_table(table))
+    table = account_for_config(cfg)  # the fixed-point program's account when [fixed] is enabled
+    text = format_fixed_table(table) if cfg.fixed.enabled else format_table(table)
+    print(json.dumps(table, indent=2) if args.json else text)
     return 0
 
 

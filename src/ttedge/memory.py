@@ -20,14 +20,20 @@ step allocates. Bit widths are per kind, so the same account serves float32 and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from .models import MLP, dense_counterpart
 from .tt import TTLinear
 
-__all__ = ["BitWidths", "Account", "account", "compare", "account_for_config", "format_table"]
+if TYPE_CHECKING:
+    from .fixed import Program
+
+__all__ = [
+    "BitWidths", "Account", "account", "compare", "account_for_config", "format_table",
+    "FIXED_KINDS", "fixed_step_bits", "compare_fixed", "format_fixed_table",
+]
 
 KINDS = ("parameters", "gradients", "optimizer", "activations")
 
@@ -111,10 +117,13 @@ def compare(model: nn.Module, batch: int, widths: BitWidths, optimizer: str = "a
 
 
 def account_for_config(cfg: Any) -> dict[str, Any]:
-    """The comparison for the model, optimizer and ``[memory]`` section of a RunConfig."""
+    """The comparison for the model, optimizer and ``[memory]`` section of a RunConfig; with
+    ``[fixed]`` enabled, the fixed-point program's account (:func:`compare_fixed`)."""
     from .data import NUM_CLASSES, num_features
     from .models import build_model
 
+    if cfg.fixed.enabled:
+        return compare_fixed(cfg)
     width = num_features(cfg.data.name, cfg.data.pad_width or None)
     model = build_model(cfg.model, width, NUM_CLASSES, seed=cfg.train.seed)
     m = cfg.memory
@@ -144,4 +153,101 @@ def format_table(table: dict[str, Any]) -> str:
     for row in table["rows"]:
         ratio = f"{row['ratio']:.1f}x" if row["ratio"] else "-"
         lines.append(f"| {row['kind']} | {_human(row['model_bits'])} | {_human(row['dense_bits'])} | {ratio} |")
+    return "\n".join(lines)
+
+
+# ---- the fixed-point training step ------------------------------------------------------------
+
+FIXED_KINDS = ("cores", "biases", "optimizer", "activations", "errors", "gradients", "accumulators")
+
+
+def fixed_step_bits(program: Program) -> dict[str, int]:
+    """Bits of a fixed-point training step, per kind, from the program's own buffer table.
+
+    cores, biases, optimizer (momentum buffers), gradients and errors are the buffers of those
+    kinds; activations are the states kept for backward plus the input batch and its labels;
+    accumulators are the largest contraction's exact sums (``Program.accumulator_bits``). Every
+    buffer counts whole (no sharing between buffers whose lifetimes do not overlap), so this is an
+    upper bound on what a scheduler that reuses storage needs.
+    """
+    by_kind = program.bits_by_kind()
+    out = {
+        "cores": by_kind.get("core", 0),
+        "biases": by_kind.get("bias", 0),
+        "optimizer": by_kind.get("optimizer", 0) + by_kind.get("lambda", 0),
+        "activations": by_kind.get("activation", 0) + by_kind.get("input", 0) + by_kind.get("label", 0),
+        "errors": by_kind.get("error", 0),
+        "gradients": by_kind.get("gradient", 0),
+        "accumulators": program.accumulator_bits,
+    }
+    out["total"] = sum(out.values())
+    return out
+
+
+# The full-size baseline: the dense 784-512-10 MNIST network (configs/mnist_dense.toml), float32, Adam.
+BASELINE = "dense 784-512-10, float32, Adam"
+
+
+def compare_fixed(cfg: Any) -> dict[str, Any]:
+    """The fixed-point program of a RunConfig (``[fixed]``, model, ``memory.batch_size``) beside
+    float32 Adam training of the dense 784-512-10 network at the same batch.
+
+    ``parameter_ratio`` compares parameters (dense weights and biases vs cores and biases);
+    ``step_ratio`` the whole step (parameters, gradients, optimizer state, activations; the
+    fixed-point side also counts its errors and accumulators, the float account does not).
+    """
+    from .data import NUM_CLASSES, num_features
+    from .fixed import compile_program
+    from .models import build_model
+    from .train.config import ModelConfig
+
+    batch = cfg.memory.batch_size
+    width = num_features(cfg.data.name, cfg.data.pad_width or None)
+    model = build_model(cfg.model, width, NUM_CLASSES, seed=cfg.train.seed)
+    fixed = fixed_step_bits(compile_program(model, cfg.fixed.precision(), batch))
+    dense_model = build_model(ModelConfig(layer="dense", hidden=[512]), 784, NUM_CLASSES, seed=0)
+    dense = account(dense_model, batch, "adam").bits(BitWidths())
+    fixed_params = fixed["cores"] + fixed["biases"]
+    return {
+        "batch_size": batch,
+        "mode": "fixed point",
+        "precision": cfg.fixed.precision_strings(),
+        "baseline": BASELINE,
+        "fixed_bits": fixed,
+        "dense_bits": dense,
+        "parameter_ratio": dense["parameters"] / fixed_params,
+        "step_ratio": dense["total"] / fixed["total"],
+    }
+
+
+def format_fixed_table(table: dict[str, Any]) -> str:
+    """:func:`compare_fixed` as a Markdown table."""
+    f, d = table["fixed_bits"], table["dense_bits"]
+    p = table["precision"]
+    rows = [
+        ("parameters: cores", f["cores"], None),
+        ("parameters: biases", f["biases"], None),
+        ("parameters (cores + biases)", f["cores"] + f["biases"], d["parameters"]),
+        ("gradients", f["gradients"], d["gradients"]),
+        ("optimizer state", f["optimizer"], d["optimizer"]),
+        ("activations kept for backward (incl. input, labels)", f["activations"], d["activations"]),
+        ("errors", f["errors"], None),
+        ("accumulators (largest contraction)", f["accumulators"], None),
+        ("total", f["total"], d["total"]),
+    ]
+    lines = [
+        f"Fixed-point training-step memory at batch {table['batch_size']} (cores {p['core']}, biases {p['bias']}, "
+        f"activations {p['activation']}, errors {p['error']}, gradients {p['gradient']}) "
+        f"against {table['baseline']}.",
+        "",
+        "| kind | fixed point (bits) | fixed point | dense fp32 (bits) | dense fp32 | dense / fixed |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind, mine, theirs in rows:
+        ratio = f"{theirs / mine:.1f}x" if theirs is not None and mine else "-"
+        dense_bits = "-" if theirs is None else f"{theirs:,}"
+        dense_human = "-" if theirs is None else _human(theirs)
+        lines.append(f"| {kind} | {mine:,} | {_human(mine)} | {dense_bits} | {dense_human} | {ratio} |")
+    lines += ["", f"Parameter-only ratio {table['parameter_ratio']:.1f}x; whole-step ratio {table['step_ratio']:.1f}x "
+              "(the fixed-point side counts every buffer whole, errors and accumulators included)."]
     return "\n".join(lines)

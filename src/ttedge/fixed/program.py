@@ -304,6 +304,13 @@ class ScaleControl:
 Instruction = Union[Contract, BiasAdd, BiasGrad, Relu, ReluGrad, SoftmaxXentGrad, SgdUpdate, ScaleControl]
 
 
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
 @dataclass(frozen=True)
 class Program:
     """A training step: ``instructions`` in order over ``buffers``, for ``batch`` samples."""
@@ -344,6 +351,13 @@ class Program:
 
     def phase(self, phase: Phase) -> tuple[Instruction, ...]:
         return tuple(i for i in self.instructions if i.phase == phase)
+
+    @property
+    def accumulator_bits(self) -> int:
+        """Bits of the largest contraction's exact sums before rounding: its output elements at its
+        accumulator width (one contraction runs at a time)."""
+        sizes = [_numel(i.out.view) * i.acc_width for i in self.instructions if isinstance(i, Contract)]
+        return max(sizes, default=0)
 
     def bits_by_kind(self) -> dict[str, int]:
         """Bits of every buffer, summed per kind, and the total (no buffer sharing yet)."""

@@ -1,6 +1,6 @@
 """Training runs: configuration, the training loop, checkpoints and plots."""
 
-from .config import BayesConfig, DataConfig, MemoryConfig, ModelConfig, RunConfig, TrainConfig
+from .config import BayesConfig, DataConfig, FixedConfig, MemoryConfig, ModelConfig, RunConfig, TrainConfig
 
 __all__ = [
-    "BayesConfig","DataConfig", "MemoryConfig", "ModelConfig", "RunConfig", "TrainConfig"]
+    "BayesConfig", "DataConfig", "FixedConfig", "MemoryConfig", "ModelConfig", "RunConfig", "TrainConfig"]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ..config import at_least, choice
 from ..errors import ConfigError
 
-__all__ = ["BayesConfig", "DataConfig", "ModelConfig", "TrainConfig", "MemoryConfig", "RunConfig"]
+if TYPE_CHECKING:
+    from ..fixed import PrecisionConfig
+
+__all__ = ["BayesConfig", "DataConfig", "FixedConfig", "ModelConfig", "TrainConfig", "MemoryConfig", "RunConfig"]
 
 
 @dataclass
@@ -93,6 +97,81 @@ class MemoryConfig:
     activation_bits: int = at_least(32, 1)  # bits per activation kept for backward
 
 
+def _precision_default(name: str, **metadata: Any) -> Any:
+    """A field whose default is ``PrecisionConfig``'s (formats as their canonical strings).
+
+    Looked up when a config is made, not at import: ``ttedge.fixed`` imports the models, which
+    import this module.
+    """
+    def default() -> Any:
+        from ..fixed import PrecisionConfig
+
+        value = getattr(PrecisionConfig(), name)
+        if name == "momentum_shift":
+            return 0 if value is None else value
+        return value if isinstance(value, (int, str)) else str(value)
+
+    return field(default_factory=default, metadata=metadata)
+
+
+_FORMATS = ("core", "bias", "input", "activation", "error", "gradient", "loss_grad", "velocity")
+
+
+@dataclass
+class FixedConfig:
+    """Training wholly in fixed point through the reference interpreter (METHOD.md section 3).
+
+    Formats are ``fx<W,I>`` strings (W bits, I integer bits including the sign). Dynamic buffers
+    (activations, errors, gradients) use their format's width, and its frac only as a start: a
+    power-of-two scale controller moves it. With ``enabled`` the optimizer is SGD with stochastic
+    rounding into the cores and biases, at learning rate 2**-lr_shift per sample (the loss sums
+    over the batch); train.optimizer, lr, lr_schedule, momentum, weight_decay and label_smoothing
+    then play no part. Defaults are those of ``ttedge.fixed.PrecisionConfig``.
+    """
+
+    enabled: bool = False  # train through the fixed-point interpreter instead of float32 PyTorch
+    core: str = _precision_default("core")  # TT cores, updated in place (no float master copy)
+    bias: str = _precision_default("bias")  # biases, updated in place
+    input: str = _precision_default("input")  # input samples, quantized once (nearest)
+    activation: str = _precision_default("activation")  # forward states (width; initial frac)
+    error: str = _precision_default("error")  # back-propagated errors (width; initial frac)
+    gradient: str = _precision_default("gradient")  # core and bias gradients (width; initial frac)
+    loss_grad: str = _precision_default("loss_grad")  # softmax - onehot, in [-1, 1]
+    velocity: str = _precision_default("velocity")  # momentum buffers (momentum_shift > 0 only)
+    acc_width: int = _precision_default("acc_width", min=2)  # bits of forward and input-error accumulators
+    grad_acc_width: int = _precision_default("grad_acc_width", min=2)  # bits of core-gradient accumulators (sum over the batch)
+    rounding: str = _precision_default("rounding", choices=("nearest", "truncate", "stochastic"))  # of contraction outputs
+    lr_shift: int = _precision_default("lr_shift", min=0)  # learning rate 2**-lr_shift per sample
+    momentum_shift: int = _precision_default("momentum_shift", min=0)  # 0: plain SGD; k: momentum mu = 1 - 2**-k
+    seed: int = _precision_default("seed")  # of the stochastic-rounding generator
+    calibrate_rounds: int = at_least(16, 0)  # passes setting the dynamic scales on the first batch; 0: none
+
+    def __post_init__(self) -> None:
+        from ..fixed import FixedFormat
+
+        for name in _FORMATS:
+            try:
+                FixedFormat.parse(getattr(self, name))
+            except ConfigError as exc:
+                raise ConfigError(f"fixed.{name}: {exc}") from None
+
+    def precision(self) -> PrecisionConfig:
+        """The interpreter's PrecisionConfig: the one place this section maps onto it."""
+        from ..fixed import FixedFormat, PrecisionConfig
+
+        formats = {name: FixedFormat.parse(getattr(self, name)) for name in _FORMATS}
+        return PrecisionConfig(
+            **formats, acc_width=self.acc_width, grad_acc_width=self.grad_acc_width,
+            rounding=self.rounding, lr_shift=self.lr_shift,  # type: ignore[arg-type]
+            momentum_shift=self.momentum_shift or None, seed=self.seed,
+        )
+
+    def precision_strings(self) -> dict[str, str]:
+        """The formats as canonical strings (for reports)."""
+        p = self.precision()
+        return {name: str(getattr(p, name)) for name in _FORMATS}
+
+
 @dataclass
 class RunConfig:
     name: str = "run"  # run folder prefix under out_dir
@@ -102,3 +181,10 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     bayes: BayesConfig = field(default_factory=BayesConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    fixed: FixedConfig = field(default_factory=FixedConfig)
+
+    def __post_init__(self) -> None:
+        if self.fixed.enabled and self.model.layer != "tt":
+            raise ConfigError('fixed-point training compiles TT layers only; set model.layer = "tt" or fixed.enabled = false.')
+        if self.fixed.enabled and self.bayes.enabled:
+            raise ConfigError("rank-adaptive training is not available in fixed point yet; set bayes.enabled = false or fixed.enabled = false.")

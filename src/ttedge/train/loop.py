@@ -30,7 +30,7 @@ from .config import DataConfig, RunConfig, TrainConfig
 from .plots import plot_curves, plot_ranks
 from .rank_adapt import RankAdapter, core_shapes_of, resize_cores
 
-__all__ = ["Callback", "RunResult", "load_split", "new_run_dir", "train"]
+__all__ = ["Callback", "RunResult", "load_split", "new_run_dir", "resume_checkpoint", "shuffle", "train", "write_results"]
 
 # callback(event, info): event is "start" (total_steps, start_step, steps_per_epoch), "step"
 # (step, loss) or "epoch" (the epoch's metrics).
@@ -49,6 +49,7 @@ class RunResult:
     model: nn.Module
     epochs: list[dict[str, Any]]
     summary: dict[str, Any]
+    interpreter: Any = None  # the fixed-point run's Interpreter (exact integer state); None for float runs
 
 
 def load_split(cfg: DataConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +69,17 @@ def new_run_dir(cfg: RunConfig) -> Path:
     return path
 
 
+def resume_checkpoint(run_dir: Path, config_text: str) -> dict[str, Any]:
+    """The checkpoint of ``run_dir``, refused unless it was written with ``config_text``."""
+    ckpt = load_checkpoint(run_dir / CHECKPOINT)
+    if ckpt.get("config") != config_text:
+        raise CheckpointError(
+            f"the checkpoint in {run_dir} was written with a different configuration; "
+            "resume without overrides, or start a new run."
+        )
+    return ckpt
+
+
 def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     if cfg.lr_schedule == "cosine":
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
@@ -82,7 +94,8 @@ def _make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def _shuffle(n: int, seed: int, epoch: int) -> torch.Tensor:
+def shuffle(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The sample order of ``epoch``: a permutation of range(n) seeded by (seed, epoch)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
@@ -116,6 +129,10 @@ def model_summary(model: nn.Module) -> dict[str, Any]:
 def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
           callback: Callback | None = None) -> RunResult:
     """Train the model of ``cfg`` in ``run_dir``; with ``resume``, continue from its checkpoint."""
+    if cfg.fixed.enabled:
+        from .fixed_loop import train_fixed  # imports this module's helpers
+
+        return train_fixed(cfg, run_dir, resume, callback)
     emit = callback or (lambda event, info: None)
     run_dir = Path(run_dir)
     tc = cfg.train
@@ -127,13 +144,8 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
     steps_per_epoch = math.ceil(len(x_train) / tc.batch_size)
     total = tc.epochs * steps_per_epoch
     config_text = to_toml(cfg)
-    ckpt = load_checkpoint(run_dir / CHECKPOINT) if resume else None
+    ckpt = resume_checkpoint(run_dir, config_text) if resume else None
     if ckpt is not None:
-        if ckpt.get("config") != config_text:
-            raise CheckpointError(
-                f"the checkpoint in {run_dir} was written with a different configuration; "
-                "resume without overrides, or start a new run."
-            )
         resize_cores(model, ckpt["core_shapes"])  # ranks may have been pruned before the checkpoint
     opt = _make_optimizer(tc, model.parameters())
     adapter = RankAdapter(cfg.bayes, model, len(x_train), steps_per_epoch) if cfg.bayes.enabled else None
@@ -160,7 +172,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
     model.train()
     while state["epoch"] < tc.epochs:
         epoch = state["epoch"]
-        order = _shuffle(len(x_train), tc.seed, epoch)
+        order = shuffle(len(x_train), tc.seed, epoch)
         t0 = time.perf_counter()
         for i in range(state["step_in_epoch"], steps_per_epoch):
             step = epoch * steps_per_epoch + i
@@ -195,17 +207,20 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
         state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct=0, seen=0,
                      epochs=[*state["epochs"], metrics])
         checkpoint()
-        _write_results(run_dir, cfg, model, state["epochs"], plot=False)
+        write_results(run_dir, cfg, model, state["epochs"], plot=False)
         emit("epoch", metrics)
-    summary = _write_results(run_dir, cfg, model, state["epochs"], plot=True)
+    summary = write_results(run_dir, cfg, model, state["epochs"], plot=True)
     return RunResult(run_dir, model, state["epochs"], summary)
 
 
-def _write_results(run_dir: Path, cfg: RunConfig, model: nn.Module, epochs: list[dict[str, Any]],
-                   plot: bool) -> dict[str, Any]:
-    """metrics.json (per-epoch metrics and a summary) and, with ``plot``, the loss/accuracy plot."""
+def write_results(run_dir: Path, cfg: RunConfig, model: nn.Module, epochs: list[dict[str, Any]],
+                  plot: bool, mode: str = "float32 (PyTorch)", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """metrics.json (per-epoch metrics and a summary) and, with ``plot``, the loss/accuracy plot.
+
+    ``mode`` names the arithmetic that trained the model; ``extra`` adds summary entries.
+    """
     summary = {
-        "mode": "float32 (PyTorch)",
+        "mode": mode,
         "rank_adaptive": cfg.bayes.enabled,
         "data": cfg.data.name,
         "model": cfg.model.layer,
@@ -214,12 +229,13 @@ def _write_results(run_dir: Path, cfg: RunConfig, model: nn.Module, epochs: list
         "best_test_acc": max(e["test_acc"] for e in epochs),
         "train_seconds": epochs[-1]["seconds"],
         **model_summary(model),
+        **(extra or {}),
     }
     tmp = run_dir / (METRICS + ".tmp")
     tmp.write_text(json.dumps({"summary": summary, "epochs": epochs}, indent=2))
     os.replace(tmp, run_dir / METRICS)
     if plot:
-        plot_curves(epochs, run_dir / CURVES, title=f"{cfg.name}: {cfg.data.name}, {cfg.model.layer} layers")
+        plot_curves(epochs, run_dir / CURVES, title=f"{cfg.name}: {cfg.data.name}, {cfg.model.layer} layers, {mode}")
         if cfg.bayes.enabled:
             plot_ranks(epochs, run_dir / RANKS_PLOT, title=f"{cfg.name}: {cfg.bayes.prior} prior")
     return summary

@@ -1,0 +1,104 @@
+"""Training wholly in fixed point: results on disk, exact resume, config errors, the memory account."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ttedge.cli import main
+from ttedge.config import load_config
+from ttedge.errors import ConfigError
+from ttedge.fixed import PrecisionConfig, compile_program
+from ttedge.memory import compare_fixed, fixed_step_bits
+from ttedge.models import build_model
+from ttedge.train import FixedConfig, RunConfig
+from ttedge.train.fixed_loop import MODE
+from ttedge.train.loop import train
+
+SMALL = ["--model.hidden=[16]", "--model.in_modes=[[8, 8], [4, 4]]", "--model.out_modes=[[4, 4], [2, 5]]",
+         "--model.ranks=[[3], [3]]", "--train.epochs=2", "--train.batch_size=64", "--train.threads=1",
+         "--fixed.enabled=true", "--fixed.lr_shift=7"]
+
+
+def _small(*extra: str) -> RunConfig:
+    return load_config(RunConfig, None, [*SMALL, *extra])
+
+
+class Stop(Exception):
+    """Raised from the progress callback to simulate a killed process."""
+
+
+def test_digits_fixed_run_writes_results_and_learns(tmp_path: Path, configs_dir: Path) -> None:
+    cfg = load_config(RunConfig, configs_dir / "digits_tt_fixed.toml", ["--train.epochs=3", "--train.threads=1"])
+    result = train(cfg, tmp_path / "run")
+    files = {p.name for p in (tmp_path / "run").iterdir()}
+    assert {"config.toml", "metrics.json", "curves.png", "checkpoint.pt"} <= files
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())["summary"]
+    assert summary["mode"] == MODE == "fixed point (reference interpreter)"
+    assert summary["precision"]["core"] == "fx<8,1>" and summary["precision"]["activation"] == "fx<16,9>"
+    # 1,347 training samples in batches of 32: the last 3 are dropped each epoch.
+    assert summary["dropped_per_epoch"] == 3 and result.epochs[-1]["step"] == 3 * 42
+    assert int(result.interpreter.state["step"]) == 3 * 42
+    assert summary["final_test_acc"] > 0.85  # chance is 0.10
+    assert load_config(RunConfig, tmp_path / "run" / "config.toml") == cfg
+
+
+@pytest.mark.parametrize("stop_at", [5, 21])  # mid-epoch (after a step checkpoint) and on an epoch boundary
+def test_interrupted_and_resumed_fixed_run_is_bit_identical(tmp_path: Path, stop_at: int) -> None:
+    cfg = _small("--train.checkpoint_every=4", "--fixed.rounding=stochastic")
+    whole = train(cfg, tmp_path / "whole")
+    assert whole.epochs[0]["step"] == 21  # 1,347 // 64
+
+    def kill(event: str, info: dict) -> None:
+        if event == "step" and info["step"] == stop_at:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(cfg, tmp_path / "cut", callback=kill)
+    resumed = train(cfg, tmp_path / "cut", resume=True)
+    a, b = whole.interpreter.state_dict(), resumed.interpreter.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    strip = lambda es: [{k: v for k, v in e.items() if k != "seconds"} for e in es]  # noqa: E731
+    assert strip(whole.epochs) == strip(resumed.epochs)
+
+
+def test_bad_format_string_is_refused_at_load_time() -> None:
+    with pytest.raises(ConfigError, match=r"^fixed\.core: cannot parse fixed-point format 'fx<8>'; write it as fx<W,I> "
+                       r"or ufx<W,I> with optional rounding and overflow modes, e.g\. fx<16,9,stochastic,wrap>\.$"):
+        _small("--fixed.core=fx<8>")
+    with pytest.raises(ConfigError, match=r"^fixed\.error: unknown mode 'round' in fixed-point format"):
+        _small("--fixed.error=fx<16,9,round>")
+    with pytest.raises(ConfigError, match=r'^fixed-point training compiles TT layers only; set model.layer = "tt"'):
+        load_config(RunConfig, None, ["--fixed.enabled=true", "--model.layer=dense"])
+
+
+def test_section_defaults_are_the_precision_configs() -> None:
+    assert FixedConfig().precision() == PrecisionConfig()
+    assert FixedConfig(core="fx<4,1>", momentum_shift=3).precision().momentum_shift == 3
+
+
+def test_memory_account_counts_the_programs_buffers(configs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = load_config(RunConfig, configs_dir / "mnist_tt_fixed.toml")
+    model = build_model(cfg.model, 896, 10)
+    precision = cfg.fixed.precision()
+    bits = fixed_step_bits(compile_program(model, precision, 1))
+    cores = sum(c.numel() for layer in model.layers for c in layer.cores)
+    biases = sum(layer.bias.numel() for layer in model.layers)
+    assert cores == 14_272
+    assert bits["cores"] == cores * precision.core.width
+    assert bits["biases"] == biases * precision.bias.width
+    assert bits["gradients"] == cores * precision.gradient.width + biases * precision.gradient.width
+    assert bits["optimizer"] == 0  # plain SGD keeps no state
+    assert bits["total"] == sum(v for k, v in bits.items() if k != "total")
+    table = compare_fixed(cfg)
+    assert table["dense_bits"]["parameters"] == 407_050 * 32
+    assert table["parameter_ratio"] == 407_050 * 32 / (bits["cores"] + bits["biases"])
+    assert table["step_ratio"] == table["dense_bits"]["total"] / bits["total"]
+    assert main(["memory", "--config", str(configs_dir / "mnist_tt_fixed.toml")]) == 0
+    out = capsys.readouterr().out
+    assert f"| parameters: cores | {cores * 8:,} |" in out and "Parameter-only ratio" in out
