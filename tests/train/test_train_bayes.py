@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,15 +13,12 @@ from ttedge.cli import main
 from ttedge.config import load_config
 from ttedge.errors import ConfigError
 from ttedge.train import RunConfig
-from ttedge.train.loop import train
+from ttedge.train.loop import RunResult, train
 
 SMALL = ["--model.hidden=[64]", "--model.in_modes=[[4, 4, 4], [4, 4, 4]]", "--model.out_modes=[[4, 4, 4], [2, 5, 1]]",
          "--model.ranks=[[6, 6], [6, 6]]", "--train.epochs=4", "--train.batch_size=64", "--train.threads=1",
          "--train.lr=0.01", "--bayes.enabled=true", "--bayes.beta=1.0", "--bayes.weight=10", "--bayes.warmup_epochs=1"]
 
-
-class Stop(Exception):
-    pass
 
 
 def test_ranks_shrink_and_are_logged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,19 +38,13 @@ def test_ranks_shrink_and_are_logged(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert rep["after"]["step_memory_bytes"] < rep["before"]["step_memory_bytes"]
 
 
-def test_resume_across_a_pruning(tmp_path: Path) -> None:
+def test_resume_across_a_pruning(tmp_path: Path, killed_and_resumed: Callable[[RunConfig, int], RunResult]) -> None:
     cfg = load_config(RunConfig, None, [*SMALL, "--train.checkpoint_every=5"])
     whole = train(cfg, tmp_path / "whole")
     assert whole.epochs[2]["pruned"] > 0  # the cut below falls after this pruning
     steps_per_epoch = whole.epochs[0]["step"]
 
-    def kill(event: str, info: dict) -> None:
-        if event == "step" and info["step"] == 3 * steps_per_epoch + 7:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(cfg, tmp_path / "cut", callback=kill)
-    resumed = train(cfg, tmp_path / "cut", resume=True)
+    resumed = killed_and_resumed(cfg, 3 * steps_per_epoch + 7)
     for (name, p), q in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(p, q), name
     strip = lambda es: [{k: v for k, v in e.items() if k != "seconds"} for e in es]  # noqa: E731

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,9 +29,6 @@ def _small(*extra: str) -> RunConfig:
     return load_config(RunConfig, None, [*SMALL, *extra])
 
 
-class Stop(Exception):
-    """Raised from the progress callback to simulate a killed process."""
-
 
 def test_digits_fixed_run_writes_results_and_learns(tmp_path: Path, configs_dir: Path) -> None:
     cfg = load_config(RunConfig, configs_dir / "digits_tt_fixed.toml", ["--train.epochs=3", "--train.threads=1"])
@@ -47,18 +46,12 @@ def test_digits_fixed_run_writes_results_and_learns(tmp_path: Path, configs_dir:
 
 
 @pytest.mark.parametrize("stop_at", [5, 21])  # mid-epoch (after a step checkpoint) and on an epoch boundary
-def test_interrupted_and_resumed_fixed_run_is_bit_identical(tmp_path: Path, stop_at: int) -> None:
+def test_interrupted_and_resumed_fixed_run_is_bit_identical(tmp_path: Path, stop_at: int, killed_and_resumed: Callable[[RunConfig, int], Any]) -> None:
     cfg = _small("--train.checkpoint_every=4", "--fixed.rounding=stochastic")
     whole = train(cfg, tmp_path / "whole")
     assert whole.epochs[0]["step"] == 21  # 1,347 // 64
 
-    def kill(event: str, info: dict) -> None:
-        if event == "step" and info["step"] == stop_at:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(cfg, tmp_path / "cut", callback=kill)
-    resumed = train(cfg, tmp_path / "cut", resume=True)
+    resumed = killed_and_resumed(cfg, stop_at)
     a, b = whole.interpreter.state_dict(), resumed.interpreter.state_dict()
     assert a.keys() == b.keys()
     for key in a:

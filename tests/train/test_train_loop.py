@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from ttedge.config import load_config
 from ttedge.errors import CheckpointError
 from ttedge.train import RunConfig
 from ttedge.train.checkpoint import load_checkpoint, save_checkpoint
-from ttedge.train.loop import CHECKPOINT, train
+from ttedge.train.loop import CHECKPOINT, RunResult, train
 
 SMALL = ["--model.hidden=[16]", "--model.in_modes=[[8, 8], [4, 4]]", "--model.out_modes=[[4, 4], [2, 5]]",
          "--model.ranks=[[3], [3]]", "--train.epochs=2", "--train.batch_size=128", "--train.threads=1"]
@@ -21,9 +22,6 @@ SMALL = ["--model.hidden=[16]", "--model.in_modes=[[8, 8], [4, 4]]", "--model.ou
 def _small(*extra: str) -> RunConfig:
     return load_config(RunConfig, None, [*SMALL, *extra])
 
-
-class Stop(Exception):
-    """Raised from the progress callback to simulate a killed process."""
 
 
 def test_run_writes_results(tmp_path: Path) -> None:
@@ -39,17 +37,11 @@ def test_run_writes_results(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stop_at", [5, 11])  # mid-epoch (after a step checkpoint) and on an epoch boundary
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path, stop_at: int) -> None:
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path, stop_at: int, killed_and_resumed: Callable[[RunConfig, int], RunResult]) -> None:
     cfg = _small("--train.checkpoint_every=4")
     whole = train(cfg, tmp_path / "whole")
 
-    def kill(event: str, info: dict) -> None:
-        if event == "step" and info["step"] == stop_at:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train(cfg, tmp_path / "cut", callback=kill)
-    resumed = train(cfg, tmp_path / "cut", resume=True)
+    resumed = killed_and_resumed(cfg, stop_at)
     for (name, p), q in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(p, q), name
     strip = lambda es: [{k: v for k, v in e.items() if k != "seconds"} for e in es]  # noqa: E731
