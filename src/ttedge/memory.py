@@ -164,8 +164,9 @@ FIXED_KINDS = ("cores", "biases", "optimizer", "activations", "errors", "gradien
 def fixed_step_bits(program: Program) -> dict[str, int]:
     """Bits of a fixed-point training step, per kind, from the program's own buffer table.
 
-    cores, biases, optimizer (momentum buffers), gradients and errors are the buffers of those
-    kinds; activations are the states kept for backward plus the input batch and its labels;
+    cores, biases, optimizer (momentum buffers, Adam's two moments), gradients and errors are the
+    buffers of those kinds; with master copies, cores are the masters at the master width, and the
+    narrow compute copies count nothing (derived on the fly at each read, never stored); activations are the states kept for backward plus the input batch and its labels;
     accumulators are the largest contraction's exact sums (``Program.accumulator_bits``). Every
     buffer counts whole (no sharing between buffers whose lifetimes do not overlap), so this is an
     upper bound on what a scheduler that reuses storage needs.
@@ -236,7 +237,9 @@ def format_fixed_table(table: dict[str, Any]) -> str:
         ("total", f["total"], d["total"]),
     ]
     lines = [
-        f"Fixed-point training-step memory at batch {table['batch_size']} (cores {p['core']}, biases {p['bias']}, "
+        f"Fixed-point training-step memory at batch {table['batch_size']} (cores {p['core']}"
+        + (f" read from an {p['master']} master copy" if p.get("master") else "")
+        + f", biases {p['bias']}, "
         f"activations {p['activation']}, errors {p['error']}, gradients {p['gradient']}) "
         f"against {table['baseline']}.",
         "",

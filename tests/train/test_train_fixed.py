@@ -95,3 +95,39 @@ def test_memory_account_counts_the_programs_buffers(configs_dir: Path, capsys: p
     assert main(["memory", "--config", str(configs_dir / "mnist_tt_fixed.toml")]) == 0
     out = capsys.readouterr().out
     assert f"| parameters: cores | {cores * 8:,} |" in out and "Parameter-only ratio" in out
+
+
+def test_adam_with_master_copies_resumes_bit_identically(tmp_path: Path, killed_and_resumed: Callable[[RunConfig, int], Any]) -> None:
+    cfg = _small("--train.checkpoint_every=4", "--fixed.optimizer=adam", "--fixed.lr_shift=8",
+                 "--fixed.core=fx<4,1,stochastic>", "--fixed.master=fx<8,1>")
+    whole = train(cfg, tmp_path / "whole")
+    resumed = killed_and_resumed(cfg, 5)
+    a, b = whole.interpreter.state_dict(), resumed.interpreter.state_dict()
+    assert a.keys() == b.keys() and any(k.endswith(".master.adam_v") for k in a)
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    assert whole.epochs[-1]["test_acc"] == resumed.epochs[-1]["test_acc"] > 0.3  # chance is 0.10
+    summary = json.loads((tmp_path / "whole" / "metrics.json").read_text())["summary"]
+    assert summary["precision"]["master"] == "fx<8,1>" and summary["optimizer"] == "adam"
+
+
+def test_optimizer_and_master_errors_are_one_sentence() -> None:
+    with pytest.raises(ConfigError, match=r"^fixed\.optimizer must be one of sgd, adam, got 'adamw'\.$"):
+        _small("--fixed.optimizer=adamw")
+    with pytest.raises(ConfigError, match=r"^fixed: master copy fx<4,1> is narrower than the compute format fx<8,1>; "
+                       r"give it at least as many integer and fractional bits\.$"):
+        _small("--fixed.master=fx<4,1>")
+    with pytest.raises(ConfigError, match=r"^fixed\.master: cannot parse fixed-point format 'fx<8>'"):
+        _small("--fixed.master=fx<8>")
+
+
+def test_memory_account_shows_masters_and_adam_moments(configs_dir: Path) -> None:
+    cfg = load_config(RunConfig, configs_dir / "mnist_tt_fixed.toml",
+                      ["--fixed.core=fx<4,1>", "--fixed.master=fx<8,1>", "--fixed.optimizer=adam"])
+    model = build_model(cfg.model, 896, 10)
+    cores = sum(c.numel() for layer in model.layers for c in layer.cores)
+    biases = sum(layer.bias.numel() for layer in model.layers)
+    bits = compare_fixed(cfg)["fixed_bits"]
+    assert bits["cores"] == cores * 8  # the 8-bit masters; the 4-bit compute copies are derived, not stored
+    assert bits["optimizer"] == (cores + biases) * (32 + 32)  # Adam's two 32-bit moments
+    assert compare_fixed(cfg)["precision"]["master"] == "fx<8,1>"

@@ -4,13 +4,16 @@ and the training program with its reference interpreter."""
 from .compile import PrecisionConfig, compile_program
 from .format import OVERFLOWS, ROUNDINGS, FixedFormat, Overflow, Rounding
 from .ops import SaturationCount, accumulate, add, matmul_exact, mul, quantize, requantize, to_float
-from .interpreter import Interpreter
+from .interpreter import Interpreter, isqrt
 from .program import (
+    ADAM_DITHER_BITS,
+    AdamUpdate,
     BiasAdd,
     BiasGrad,
     Buffer,
     Contract,
     Instruction,
+    Narrow,
     Operand,
     Program,
     Relu,
@@ -32,12 +35,15 @@ from .softmax import (
 )
 
 __all__ = [
+    "ADAM_DITHER_BITS",
+    "AdamUpdate",
     "BiasAdd",
     "BiasGrad",
     "Buffer",
     "Contract",
     "Instruction",
     "Interpreter",
+    "Narrow",
     "Operand",
     "PrecisionConfig",
     "Program",
@@ -61,6 +67,7 @@ __all__ = [
     "accumulate",
     "add",
     "exp_neg",
+    "isqrt",
     "matmul_exact",
     "mul",
     "quantize",

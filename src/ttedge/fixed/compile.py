@@ -10,17 +10,21 @@ follow the backward pass, then the scale controllers run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..errors import ConfigError
 from ..models import MLP
 from ..tt import TTLinear, plan_contraction
 from .format import FixedFormat, Rounding
 from .program import (
+    ADAM_DITHER_BITS,
+    AdamUpdate,
     BiasAdd,
     BiasGrad,
     Buffer,
     Contract,
     Instruction,
+    Narrow,
     Operand,
     Program,
     Relu,
@@ -36,9 +40,13 @@ __all__ = ["PrecisionConfig", "compile_program"]
 
 @dataclass(frozen=True)
 class PrecisionConfig:
-    """Number formats and optimizer constants of a fixed-point training program."""
+    """Number formats and optimizer constants of a fixed-point training program.
 
-    core: FixedFormat = FixedFormat(8, 7)  # fx<8,1>: TT cores, LSB 2**-7, updated in place
+    Refuses (ConfigError) a master format that cannot hold every compute code, an unknown
+    optimizer, and momentum with Adam.
+    """
+
+    core: FixedFormat = FixedFormat(8, 7)  # fx<8,1>: TT cores as the contractions read them; updated in place without a master
     bias: FixedFormat = FixedFormat(16, 10)  # fx<16,6>: biases, LSB 2**-10
     input: FixedFormat = FixedFormat(16, 7)  # fx<16,9>: input codes
     activation: FixedFormat = FixedFormat(16, 7)  # fx<16,9>: width and initial frac of forward states
@@ -53,6 +61,35 @@ class PrecisionConfig:
     velocity: FixedFormat = FixedFormat(32, 24)  # fx<32,8>: momentum buffers
     seed: int = 0  # of the stochastic-rounding generator
     scale: ScaleRule = field(default_factory=ScaleRule)
+    master: FixedFormat | None = None  # None: no master copy; else cores stored (and updated) in this wider format
+    optimizer: Literal["sgd", "adam"] = "sgd"  # sgd (momentum optional) or adam (AdamUpdate)
+    adam_m: FixedFormat = FixedFormat(32, 20)  # fx<32,12>: Adam first moments, LSB 2**-20
+    adam_v: FixedFormat = FixedFormat(32, 20, signed=False)  # ufx<32,12>: Adam second moments, LSB 2**-20
+    beta1_shift: int = 3  # beta1 = 1 - 2**-3 = 0.875
+    beta2_shift: int = 7  # beta2 = 1 - 2**-7 = 0.9921875
+    eps_shift: int = 10  # eps = 2**-10, added to sqrt(v)
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"unknown fixed-point optimizer {self.optimizer!r}; use sgd or adam.")
+        if self.optimizer == "adam" and self.momentum_shift is not None:
+            raise ConfigError("adam keeps its own first moment, so momentum_shift must be unset (0) with adam.")
+        m = self.master
+        if m is not None and (m.frac < self.core.frac or m.int_bits < self.core.int_bits):
+            raise ConfigError(
+                f"master copy {m} is narrower than the compute format {self.core}; "
+                "give it at least as many integer and fractional bits."
+            )
+        if self.optimizer == "adam":
+            if self.adam_v.signed:
+                raise ConfigError(f"Adam second moments are never negative, so their format must be unsigned (ufx), got {self.adam_v}.")
+            if self.adam_v.width + self.adam_v.frac > 53:
+                raise ConfigError(
+                    f"Adam second moments {self.adam_v} need width + fractional bits <= 53 for the exact square "
+                    "root; use fewer bits."
+                )
+            if not 0 <= self.eps_shift <= self.adam_v.frac:
+                raise ConfigError(f"eps_shift must lie in 0..{self.adam_v.frac} (eps a code of {self.adam_v}), got {self.eps_shift}.")
 
 
 def _check_acc(width_a: int, width_b: int, length: int, acc_width: int, what: str) -> None:
@@ -77,6 +114,10 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Progr
     bwd: list[Instruction] = []
     upd: list[Instruction] = []
     dynamic: list[str] = []
+    masters: dict[str, str] = {}  # compute copy -> master
+
+    def buffers_by_name(name: str) -> Buffer:
+        return next(b for b in buffers if b.name == name)
 
     def buf(name: str, shape: tuple[int, ...], fmt: FixedFormat, kind: str, dyn: bool = False) -> str:
         buffers.append(Buffer(name, shape, fmt, kind, dyn))  # type: ignore[arg-type]
@@ -85,6 +126,19 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Progr
         return name
 
     def sgd(param: str, grad: str, shape: tuple[int, ...]) -> None:
+        param = masters.get(param, param)  # a core with a master copy is updated in the master
+        if p.optimizer == "adam":
+            fp = buffers_by_name(param).fmt.frac
+            e = p.adam_v.frac - p.adam_m.frac - p.lr_shift + fp + ADAM_DITHER_BITS
+            if (p.adam_m.width - 1) + max(e, 0) > 62:
+                raise ConfigError(
+                    f"the Adam step into {param} shifts {p.adam_m.width}-bit moments left by {e} bits and could "
+                    "overflow 64 bits; raise lr_shift or use fewer fractional bits in adam_m's place."
+                )
+            m = buf(f"{param}.adam_m", shape, p.adam_m, "optimizer")
+            v2 = buf(f"{param}.adam_v", shape, p.adam_v, "optimizer")
+            upd.append(AdamUpdate(param, grad, m, v2, p.lr_shift, p.beta1_shift, p.beta2_shift, p.eps_shift))
+            return
         v = None
         if p.momentum_shift is not None:
             v = buf(f"{param}.v", shape, p.velocity, "optimizer")
@@ -101,7 +155,13 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Progr
         names = []
         for k, c in enumerate(layer.cores):
             step = next(s for s in plan.steps if s.core == k)
-            names.append(buf(f"l{li}.core{k}", (step.out, step.contract), p.core, "core"))
+            if p.master is None:
+                names.append(buf(f"l{li}.core{k}", (step.out, step.contract), p.core, "core"))
+            else:
+                name = buf(f"l{li}.core{k}", (step.out, step.contract), p.core, "compute")
+                masters[name] = buf(f"{name}.master", (step.out, step.contract), p.master, "core")
+                fwd.append(Narrow(masters[name], name))
+                names.append(name)
         cores.append(tuple(names))
         orders.append(plan.order)
         shapes.append(tuple(tuple(int(v) for v in c.shape) for c in layer.cores))
@@ -168,5 +228,5 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Progr
     scale = [ScaleControl(name, p.scale) for name in dynamic]
     return Program(
         tuple(buffers), tuple(fwd + loss + bwd + upd + scale), batch, model.num_classes, x, labels, logits,
-        p.seed, tuple(cores), tuple(orders), tuple(shapes), tuple(biases),
+        p.seed, tuple(cores), tuple(orders), tuple(shapes), tuple(biases), tuple(masters.items()),
     )

@@ -5,8 +5,9 @@ method per instruction type, each a few NumPy lines of exact integer arithmetic 
 shifts, ``requantize``). No floating point touches the training state; floats appear only in
 ``__init__`` (quantizing a float model's weights once), ``quantize_input`` and ``to_model``.
 
-State (all int64 NumPy arrays, ``state_dict()``): every core (in its step's (out, contract) matrix
-layout), bias and optimizer buffer by buffer name; ``scale.<buffer>.frac/over/under`` of every
+State (all int64 NumPy arrays, ``state_dict()``): every stored core (in its step's (out, contract)
+matrix layout; the master copy where there is one, the compute copy being derived), bias and
+optimizer buffer (momentum, Adam moments) by buffer name; ``scale.<buffer>.frac/over/under`` of every
 dynamic buffer; ``sat.<buffer>``, the cumulative count of saturated codes written to a buffer;
 ``step``, the global step (the ``step`` word of the random generator).
 """
@@ -22,10 +23,13 @@ from ..tt.apply import core_from_matrix, core_matrix
 from .format import FixedFormat, Rounding
 from .ops import matmul_exact, quantize, requantize
 from .program import (
+    ADAM_DITHER_BITS,
+    AdamUpdate,
     BiasAdd,
     BiasGrad,
     Contract,
     Instruction,
+    Narrow,
     Program,
     Relu,
     ReluGrad,
@@ -36,7 +40,18 @@ from .program import (
 from .rng import random_bits
 from .softmax import softmax_xent_grad
 
-__all__ = ["Interpreter"]
+__all__ = ["Interpreter", "isqrt"]
+
+
+def isqrt(n: np.ndarray) -> np.ndarray:
+    """floor(sqrt(n)) of int64 codes 0 <= n < 2**53, exactly (what a bit-by-bit restoring square
+    root computes): the float64 root, then integer corrections until s*s <= n < (s+1)**2."""
+    n = np.asarray(n, np.int64)
+    s = np.floor(np.sqrt(n.astype(np.float64))).astype(np.int64)
+    for _ in range(2):  # float64 sqrt of n < 2**53 is off by at most one
+        s = np.where(s * s > n, s - 1, s)
+        s = np.where((s + 1) * (s + 1) <= n, s + 1, s)
+    return s
 
 _STATE_KINDS = ("core", "bias", "optimizer", "lambda")
 
@@ -62,7 +77,8 @@ class Interpreter:
             order = program.orders[li]
             for name, core in zip(program.cores[li], layer.cores):
                 mat = core_matrix(core.detach().double(), order).numpy()  # type: ignore[arg-type]
-                self.state[name] = quantize(mat, self._info[name].fmt)[0]
+                stored = program.stored_name(name)
+                self.state[stored] = quantize(mat, FixedFormat(self._info[stored].fmt.width, self._info[stored].fmt.frac))[0]
             bias = program.biases[li]
             if bias is not None:
                 self.state[bias] = quantize(layer.bias.detach().double().numpy(), self._info[bias].fmt)[0]
@@ -197,8 +213,13 @@ class Interpreter:
             buffers[ins.error] = out
             if record:
                 self.state[f"sat.{ins.error}"] = self.state[f"sat.{ins.error}"] + sat.total
+        elif isinstance(ins, Narrow):
+            fmt = self._info[ins.compute].fmt
+            self._round(i, self.state[ins.master], self.frac(ins.master), ins.compute, fmt.rounding, buffers, record)
         elif isinstance(ins, SgdUpdate):
             self._sgd(i, ins, buffers, record)
+        elif isinstance(ins, AdamUpdate):
+            self._adam(i, ins, buffers, record)
         elif isinstance(ins, ScaleControl):
             self._scale(ins, buffers)
         else:  # pragma: no cover - the Instruction union is closed
@@ -219,6 +240,28 @@ class Interpreter:
         exact = (self.state[ins.param] << (f - fw)) - (d << (f - fd))
         self._round(i, exact, f, ins.param, "stochastic", buffers, record)
 
+    def _adam(self, i: int, ins: AdamUpdate, buffers: dict[str, np.ndarray], record: bool) -> None:
+        """The bit-level recipe of :class:`AdamUpdate`, line by line."""
+        mfmt, vfmt = self._info[ins.m].fmt, self._info[ins.v].fmt
+        fm, fv, fp = mfmt.frac, vfmt.frac, self.frac(ins.param)
+        m_fmt, v_fmt = FixedFormat(mfmt.width, fm), FixedFormat(vfmt.width, fv, signed=False)
+        big, sat_g = requantize(buffers[ins.grad], self.frac(ins.grad), m_fmt)  # G: g at m's frac, nearest
+        m, v = self.state[ins.m], self.state[ins.v]
+        step_m, _ = requantize(big - m, fm + ins.beta1_shift, FixedFormat(64, fm))  # rnd(G - M, b1); no overflow
+        m, sat_m = requantize(m + step_m, fm, m_fmt)
+        q, sat_q = requantize(big * big, 2 * fm, v_fmt)  # g**2 at v's frac
+        step_v, _ = requantize(q - v, fv + ins.beta2_shift, FixedFormat(64, fv))
+        v, sat_v = requantize(v + step_v, fv, v_fmt)
+        denom = isqrt(v << fv) + (1 << (fv - ins.eps_shift))  # sqrt(v) + eps at frac fv, >= 1
+        e = fv - fm - ins.lr_shift + fp + ADAM_DITHER_BITS
+        u = (m << max(e, 0)) // (denom << max(-e, 0))  # floor division: lr m / (sqrt(v) + eps)
+        if record:  # G and M saturations count on the first moment, g**2 and V on the second
+            self.state[f"sat.{ins.m}"] = self.state[f"sat.{ins.m}"] + (sat_g + sat_m).total
+            self.state[f"sat.{ins.v}"] = self.state[f"sat.{ins.v}"] + (sat_q + sat_v).total
+        self.state[ins.m], self.state[ins.v] = m, v
+        exact = (self.state[ins.param] << ADAM_DITHER_BITS) - u
+        self._round(i, exact, fp + ADAM_DITHER_BITS, ins.param, "stochastic", buffers, record)
+
     def _scale(self, ins: ScaleControl, buffers: dict[str, np.ndarray]) -> None:
         key = f"scale.{ins.buffer}."
         m = int(np.abs(buffers[ins.buffer]).max(initial=0))
@@ -238,12 +281,24 @@ class Interpreter:
             raise CheckpointError("the fixed-point state does not belong to this program; load one saved from it.")
         self.state = {k: np.asarray(v, np.int64).copy() for k, v in state.items()}
 
+    def compute_cores(self) -> dict[str, np.ndarray]:
+        """Codes of every compute copy as the next forward pass will read them (derived from the
+        masters by the program's Narrow instructions; empty without master copies)."""
+        buffers: dict[str, np.ndarray] = {}
+        for i, ins in enumerate(self.program.instructions):
+            if isinstance(ins, Narrow):
+                self._execute(i, ins, buffers, record=False)
+        return buffers
+
     def to_model(self, model: MLP) -> None:
-        """Write the dequantized cores and biases into ``model`` (same structure), exactly."""
+        """Write the dequantized cores (as the contractions read them: the compute copies where
+        there are masters) and biases into ``model`` (same structure), exactly."""
+        derived = self.compute_cores()
         with torch.no_grad():
             for li, layer in enumerate(model.layers):
                 for name, core, shape in zip(self.program.cores[li], layer.cores, self.program.core_shapes[li]):
-                    mat = torch.from_numpy(self.value(name))
+                    codes = derived[name] if name in derived else self.state[name]
+                    mat = torch.from_numpy(np.ldexp(codes.astype(np.float64), -self.frac(name)))
                     core.copy_(core_from_matrix(mat, torch.Size(shape), self.program.orders[li]))  # type: ignore[arg-type]
                 bias = self.program.biases[li]
                 if bias is not None:

@@ -15,10 +15,18 @@ format's frac is only the initial value. Within one step every frac is constant.
 Stochastic rounding: the instruction at position i of ``Program.instructions`` draws its words as
 ``random_bits(seed, stream=i, step=<global step>, index=<flat output element>)``.
 
+Master copies: with a master format, each core is stored once, in the wide master format (a buffer
+of kind "core" named ``<core>.master``), and the optimizer updates it. The contractions read the
+narrow compute copy (kind "compute", named ``<core>``), which a :class:`Narrow` at the start of the
+forward phase derives from the master. The compute copy is *not stored*: hardware derives it on the
+fly at every read of a master code (one shift and one round per read), which gives the same codes at
+every read of a step because the master only changes in the update phase and the rounding word
+depends on (seed, stream, step, index) alone. So its ``Buffer.bits`` is 0 and the memory account
+counts the master only.
+
 Phases, in program order: "forward", "loss", "backward", "update", "scale". Evaluation runs the
-forward phase alone. Extension points for later slices: an ``AdamUpdate`` next to ``SgdUpdate``
-(two moment buffers of kind "optimizer") and a ``PriorGrad`` adding lambda-weighted core terms into
-the core gradients before the update (buffers of kind "lambda").
+forward phase alone. Extension point for a later slice: a ``PriorGrad`` adding lambda-weighted core
+terms into the core gradients before the update (buffers of kind "lambda").
 """
 
 from __future__ import annotations
@@ -40,6 +48,8 @@ __all__ = [
     "ReluGrad",
     "SoftmaxXentGrad",
     "SgdUpdate",
+    "AdamUpdate",
+    "Narrow",
     "ScaleRule",
     "ScaleControl",
     "Instruction",
@@ -47,9 +57,11 @@ __all__ = [
 ]
 
 BufferKind = Literal[
-    "core", "bias", "lambda", "optimizer", "activation", "error", "gradient", "accumulator", "input", "label"
+    "core", "bias", "lambda", "optimizer", "activation", "error", "gradient", "accumulator", "input", "label",
+    "compute",  # a core's compute copy, derived on the fly from its master at each read: not stored
 ]
 Phase = Literal["forward", "loss", "backward", "update", "scale"]
+ADAM_DITHER_BITS = 24  # bits below the parameter's LSB that an AdamUpdate keeps and dithers away
 
 
 @dataclass(frozen=True)
@@ -70,9 +82,14 @@ class Buffer:
         return n
 
     @property
+    def stored(self) -> bool:
+        """False for a compute copy, which hardware derives from the master at every read."""
+        return self.kind != "compute"
+
+    @property
     def bits(self) -> int:
-        """Storage in bits: numel * width."""
-        return self.numel * self.fmt.width
+        """Storage in bits: numel * width, or 0 if the buffer is not stored (a compute copy)."""
+        return self.numel * self.fmt.width if self.stored else 0
 
 
 @dataclass(frozen=True)
@@ -239,6 +256,80 @@ class SgdUpdate:
 
 
 @dataclass(frozen=True)
+class AdamUpdate:
+    """Adam in fixed point, without bias correction; every step exact integer arithmetic.
+
+    Per element, with codes P (param, frac fp), g (grad, frac fg, dynamic), M (first moment, signed,
+    frac fm), V (second moment, unsigned, frac fv); ``rnd(x, k)`` rounds an integer x to nearest at
+    k bits lower, half up: (x + 2**(k-1)) >> k (x for k <= 0 after a left shift by -k)::
+
+        G  = sat_M(rnd(g, fg - fm))                   # g at M's frac, saturated to M's width
+        M  = sat_M(M + rnd(G - M, beta1_shift))       # M + (G - M) * 2**-b1, i.e. beta1 = 1 - 2**-b1
+        Q  = sat_V(rnd(G * G, 2 fm - fv))             # g**2 at V's frac
+        V  = sat_V(V + rnd(Q - V, beta2_shift))       # beta2 = 1 - 2**-b2
+        S  = isqrt(V << fv)                           # floor(sqrt(V * 2**fv)): sqrt(v) at frac fv
+        D  = S + (1 << (fv - eps_shift))              # sqrt(v) + eps at frac fv, eps = 2**-eps_shift
+        e  = fv - fm - lr_shift + fp + 24                    # 24 = ADAM_DITHER_BITS
+        U  = floor(M * 2**max(e, 0) / (D * 2**max(-e, 0)))   # lr * m / (sqrt(v) + eps) at frac fp + 24
+        P  = sat_P(stochastic((P << 24) - U, 24 bits))       # word: random_bits(seed, stream, step, index)
+
+    ``isqrt`` is the integer square root floor(sqrt(N)) (the restoring bit-by-bit algorithm, one bit
+    per cycle, gives exactly it); the division is an exact floor division (a restoring divider).
+    The compiler keeps V << fv below 2**53 and |M| * 2**e below 2**63. Hyperparameters are the
+    shifts b1, b2, eps_shift and lr_shift (each a few bits, well inside 16). Every saturation is counted
+    (``sat.<buffer>``); the stochastic test is ``requantize``'s (one LSB up iff R < D << 8, D the 24
+    dropped bits). Bias correction is omitted: after t steps m and v are shrunk by (1 - beta1**t)
+    and (1 - beta2**t), so the very first step is 2**(b2/2 - b1) times the unit Adam step for a
+    steady gradient (sqrt(2) with the defaults b1 = 3, b2 = 7), tending to 1 within ~2**b2 steps.
+    """
+
+    param: str
+    grad: str
+    m: str
+    v: str
+    lr_shift: int
+    beta1_shift: int
+    beta2_shift: int
+    eps_shift: int
+    phase: Phase = "update"
+
+    @property
+    def macs(self) -> int:
+        return 0  # one square (g*g), a square root and a division per element; no MAC-array work
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.param, self.grad, self.m, self.v)
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return (self.param, self.m, self.v)
+
+
+@dataclass(frozen=True)
+class Narrow:
+    """The compute copy of a core from its master: drop fm - fc low bits of each code, then saturate.
+
+    With k = frac(master) - frac(compute) >= 0 and the compute format's rounding: nearest adds bit
+    k-1 to the floor (round half up, ``requantize``'s rule); stochastic adds one LSB iff R < D << (32 - k),
+    D the dropped bits and R = random_bits(seed, stream, step, index) with ``stream`` this
+    instruction's position (its own stream; every read in one step sees the same word, hence the
+    same code). The result saturates to the compute width (counted in ``sat.<compute>``).
+    """
+
+    master: str
+    compute: str
+    phase: Phase = "forward"
+    macs: int = 0
+    reads: tuple[str, ...] = field(init=False)
+    writes: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reads", (self.master,))
+        object.__setattr__(self, "writes", (self.compute,))
+
+
+@dataclass(frozen=True)
 class ScaleRule:
     """The hysteresis controller of a dynamic buffer's frac; all thresholds are integers.
 
@@ -301,7 +392,9 @@ class ScaleControl:
         object.__setattr__(self, "writes", ())
 
 
-Instruction = Union[Contract, BiasAdd, BiasGrad, Relu, ReluGrad, SoftmaxXentGrad, SgdUpdate, ScaleControl]
+Instruction = Union[
+    Contract, BiasAdd, BiasGrad, Relu, ReluGrad, SoftmaxXentGrad, SgdUpdate, AdamUpdate, Narrow, ScaleControl
+]
 
 
 def _numel(shape: tuple[int, ...]) -> int:
@@ -327,6 +420,11 @@ class Program:
     orders: tuple[str, ...]  # per layer, the sweep direction ("rtl"/"ltr") of its core matrices
     core_shapes: tuple[tuple[tuple[int, int, int, int], ...], ...]  # per layer, (r0, m, n, r1) of each core
     biases: tuple[str | None, ...]  # per layer
+    masters: tuple[tuple[str, str], ...] = ()  # (compute copy, its master) per core with a master copy
+
+    def stored_name(self, core: str) -> str:
+        """The buffer that holds ``core``'s state: its master if it has one, else itself."""
+        return dict(self.masters).get(core, core)
 
     def __post_init__(self) -> None:
         names = [b.name for b in self.buffers]
@@ -360,7 +458,8 @@ class Program:
         return max(sizes, default=0)
 
     def bits_by_kind(self) -> dict[str, int]:
-        """Bits of every buffer, summed per kind, and the total (no buffer sharing yet)."""
+        """Stored bits of every buffer, summed per kind, and the total (no buffer sharing yet;
+        compute copies count 0 bits, as they are derived on the fly)."""
         out: dict[str, int] = {}
         for b in self.buffers:
             out[b.kind] = out.get(b.kind, 0) + b.bits

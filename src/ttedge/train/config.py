@@ -109,12 +109,14 @@ def _precision_default(name: str, **metadata: Any) -> Any:
         value = getattr(PrecisionConfig(), name)
         if name == "momentum_shift":
             return 0 if value is None else value
+        if name == "master":
+            return "" if value is None else str(value)
         return value if isinstance(value, (int, str)) else str(value)
 
     return field(default_factory=default, metadata=metadata)
 
 
-_FORMATS = ("core", "bias", "input", "activation", "error", "gradient", "loss_grad", "velocity")
+_FORMATS = ("core", "bias", "input", "activation", "error", "gradient", "loss_grad", "velocity", "adam_m", "adam_v")
 
 
 @dataclass
@@ -123,14 +125,19 @@ class FixedConfig:
 
     Formats are ``fx<W,I>`` strings (W bits, I integer bits including the sign). Dynamic buffers
     (activations, errors, gradients) use their format's width, and its frac only as a start: a
-    power-of-two scale controller moves it. With ``enabled`` the optimizer is SGD with stochastic
-    rounding into the cores and biases, at learning rate 2**-lr_shift per sample (the loss sums
-    over the batch); train.optimizer, lr, lr_schedule, momentum, weight_decay and label_smoothing
-    then play no part. Defaults are those of ``ttedge.fixed.PrecisionConfig``.
+    power-of-two scale controller moves it. With ``enabled`` the optimizer is ``optimizer``: SGD
+    with stochastic rounding into the cores and biases, at learning rate 2**-lr_shift per sample
+    (the loss sums over the batch), or Adam in fixed point (``ttedge.fixed.AdamUpdate``: step size
+    2**-lr_shift, beta = 1 - 2**-shift, no bias correction); train.optimizer, lr, lr_schedule,
+    momentum, weight_decay and label_smoothing then play no part. With ``master`` set, the cores
+    are stored and updated in that wider format and the contractions read ``core``, derived from
+    the master at each read by rounding (``core``'s rounding mode: nearest, or stochastic with its
+    own random stream). Defaults are those of ``ttedge.fixed.PrecisionConfig``.
     """
 
     enabled: bool = False  # train through the fixed-point interpreter instead of float32 PyTorch
-    core: str = _precision_default("core")  # TT cores, updated in place (no float master copy)
+    core: str = _precision_default("core")  # TT cores as the contractions read them (updated in place unless `master`)
+    master: str = _precision_default("master")  # "": no master copy; else cores stored and updated in this wider format
     bias: str = _precision_default("bias")  # biases, updated in place
     input: str = _precision_default("input")  # input samples, quantized once (nearest)
     activation: str = _precision_default("activation")  # forward states (width; initial frac)
@@ -144,6 +151,12 @@ class FixedConfig:
     lr_shift: int = _precision_default("lr_shift", min=0)  # learning rate 2**-lr_shift per sample
     momentum_shift: int = _precision_default("momentum_shift", min=0)  # 0: plain SGD; k: momentum mu = 1 - 2**-k
     seed: int = _precision_default("seed")  # of the stochastic-rounding generator
+    optimizer: str = _precision_default("optimizer", choices=("sgd", "adam"))  # sgd (momentum optional) or adam
+    adam_m: str = _precision_default("adam_m")  # Adam first moments (optimizer = "adam" only)
+    adam_v: str = _precision_default("adam_v")  # Adam second moments, unsigned (optimizer = "adam" only)
+    beta1_shift: int = _precision_default("beta1_shift", min=1)  # Adam beta1 = 1 - 2**-beta1_shift
+    beta2_shift: int = _precision_default("beta2_shift", min=1)  # Adam beta2 = 1 - 2**-beta2_shift
+    eps_shift: int = _precision_default("eps_shift", min=0)  # Adam eps = 2**-eps_shift, added to sqrt(v)
     calibrate_rounds: int = at_least(16, 0)  # passes setting the dynamic scales on the first batch; 0: none
 
     def __post_init__(self) -> None:
@@ -154,6 +167,15 @@ class FixedConfig:
                 FixedFormat.parse(getattr(self, name))
             except ConfigError as exc:
                 raise ConfigError(f"fixed.{name}: {exc}") from None
+        if self.master:
+            try:
+                FixedFormat.parse(self.master)
+            except ConfigError as exc:
+                raise ConfigError(f"fixed.master: {exc}") from None
+        try:
+            self.precision()  # the combination checks (master vs core, optimizer) live in PrecisionConfig
+        except ConfigError as exc:
+            raise ConfigError(f"fixed: {exc}") from None
 
     def precision(self) -> PrecisionConfig:
         """The interpreter's PrecisionConfig: the one place this section maps onto it."""
@@ -164,12 +186,17 @@ class FixedConfig:
             **formats, acc_width=self.acc_width, grad_acc_width=self.grad_acc_width,
             rounding=self.rounding, lr_shift=self.lr_shift,  # type: ignore[arg-type]
             momentum_shift=self.momentum_shift or None, seed=self.seed,
+            master=FixedFormat.parse(self.master) if self.master else None,
+            optimizer=self.optimizer,  # type: ignore[arg-type]
+            beta1_shift=self.beta1_shift, beta2_shift=self.beta2_shift, eps_shift=self.eps_shift,
         )
 
     def precision_strings(self) -> dict[str, str]:
         """The formats as canonical strings (for reports)."""
         p = self.precision()
-        return {name: str(getattr(p, name)) for name in _FORMATS}
+        out = {name: str(getattr(p, name)) for name in _FORMATS}
+        out["master"] = "" if p.master is None else str(p.master)
+        return out
 
 
 @dataclass

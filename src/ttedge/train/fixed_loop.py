@@ -11,8 +11,8 @@ Batches: the program has a fixed batch B, so an epoch takes floor(N / B) full ba
 (seed, epoch) shuffle and **drops the last partial batch**; the dropped samples differ from epoch
 to epoch. Padding instead would put zero inputs with made-up labels into the summed loss.
 
-Checkpoints hold the interpreter's exact integer state (cores, biases, optimizer, scale
-controllers, saturation counters, the global step) and the position in the run, so a resumed run
+Checkpoints hold the interpreter's exact integer state (cores or their master copies, biases,
+optimizer buffers such as Adam's moments, scale controllers, saturation counters, the global step) and the position in the run, so a resumed run
 is bit-identical to an uninterrupted one.
 """
 
@@ -123,7 +123,8 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
         def checkpoint() -> None:
             save_checkpoint(run_dir / CHECKPOINT, {"config": config_text, "fixed_state": _state_tensors(interp), **state})
 
-        extra = {"precision": fc.precision_strings(), "lr": 2.0 ** -fc.lr_shift, "momentum_shift": fc.momentum_shift,
+        extra = {"precision": fc.precision_strings(), "optimizer": fc.optimizer, "lr": 2.0 ** -fc.lr_shift,
+                 "momentum_shift": fc.momentum_shift,
                  "rounding": fc.rounding, "acc_width": fc.acc_width, "grad_acc_width": fc.grad_acc_width,
                  "dropped_per_epoch": len(codes) - steps_per_epoch * batch, "step_macs": program.macs}
         emit("start", {"total_steps": total, "steps_per_epoch": steps_per_epoch,
