@@ -314,7 +314,8 @@ class Narrow:
     k-1 to the floor (round half up, ``requantize``'s rule); stochastic adds one LSB iff R < D << (32 - k),
     D the dropped bits and R = random_bits(seed, stream, step, index) with ``stream`` this
     instruction's position (its own stream; every read in one step sees the same word, hence the
-    same code). The result saturates to the compute width (counted in ``sat.<compute>``).
+    same code). The result saturates to the compute width (counted in ``sat.<compute>`` once per
+    training step, e.g. a master code of 127/128 rounds to 1 and clamps to 7/8 in fx<4,1>).
     """
 
     master: str

@@ -148,7 +148,7 @@ class FixedConfig:
     acc_width: int = _precision_default("acc_width", min=2)  # bits of forward and input-error accumulators
     grad_acc_width: int = _precision_default("grad_acc_width", min=2)  # bits of core-gradient accumulators (sum over the batch)
     rounding: str = _precision_default("rounding", choices=("nearest", "truncate", "stochastic"))  # of contraction outputs
-    lr_shift: int = _precision_default("lr_shift", min=0)  # learning rate 2**-lr_shift per sample
+    lr_shift: int = _precision_default("lr_shift", min=0)  # learning rate 2**-lr_shift per sample (adam: its step size)
     momentum_shift: int = _precision_default("momentum_shift", min=0)  # 0: plain SGD; k: momentum mu = 1 - 2**-k
     seed: int = _precision_default("seed")  # of the stochastic-rounding generator
     optimizer: str = _precision_default("optimizer", choices=("sgd", "adam"))  # sgd (momentum optional) or adam
