@@ -47,9 +47,14 @@ def test_digits_fixed_run_writes_results_and_learns(tmp_path: Path, configs_dir:
 
 @pytest.mark.parametrize("stop_at", [5, 21])  # mid-epoch (after a step checkpoint) and on an epoch boundary
 def test_interrupted_and_resumed_fixed_run_is_bit_identical(tmp_path: Path, stop_at: int, killed_and_resumed: Callable[[RunConfig, int], Any]) -> None:
-    cfg = _small("--train.checkpoint_every=4", "--fixed.rounding=stochastic")
+    cfg = _small("--train.checkpoint_every=4", "--fixed.rounding=stochastic", "--fixed.lr_decay_epochs=[1]")
     whole = train(cfg, tmp_path / "whole")
     assert whole.epochs[0]["step"] == 21  # 1,347 // 64
+    # The schedule's register: the second epoch runs at half the learning rate.
+    assert whole.epochs[1]["lr"] == whole.epochs[0]["lr"] / 2 and int(whole.interpreter.state["lr.decay"]) == 1
+    plain = train(_small("--train.checkpoint_every=4", "--fixed.rounding=stochastic"), tmp_path / "plain")
+    cores = [k for k in whole.interpreter.state if ".core" in k and not k.startswith("sat.")]
+    assert any(not np.array_equal(plain.interpreter.state[k], whole.interpreter.state[k]) for k in cores)
 
     resumed = killed_and_resumed(cfg, stop_at)
     a, b = whole.interpreter.state_dict(), resumed.interpreter.state_dict()

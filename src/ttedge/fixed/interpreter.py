@@ -63,7 +63,8 @@ class Interpreter:
         self.program = program
         self.buffers: dict[str, np.ndarray] = {}  # working buffers of the last step run
         self._info = {b.name: b for b in program.buffers}
-        self.state: dict[str, np.ndarray] = {"step": np.zeros((), np.int64)}
+        # "lr.decay" is a host-written register: extra right shifts of every learning rate (a schedule).
+        self.state: dict[str, np.ndarray] = {"step": np.zeros((), np.int64), "lr.decay": np.zeros((), np.int64)}
         for b in program.buffers:
             if b.kind in _STATE_KINDS:
                 self.state[b.name] = np.zeros(b.shape, np.int64)
@@ -233,7 +234,8 @@ class Interpreter:
             v = self.state[ins.velocity]
             self._round(i, v - (v >> ins.momentum_shift) + g, vfmt.frac, ins.velocity, "nearest", buffers, record)
             d, fd = self.state[ins.velocity], vfmt.frac
-        fw, fd = self.frac(ins.param), fd + ins.lr_shift  # d * 2**-lr_shift has fd + lr_shift frac bits
+        lr_shift = ins.lr_shift + int(self.state["lr.decay"])
+        fw, fd = self.frac(ins.param), fd + lr_shift  # d * 2**-lr_shift has fd + lr_shift frac bits
         if fd - fw > 32:  # keep 32 bits below the parameter's LSB (one random word's worth)
             d, fd = d >> (fd - fw - 32), fw + 32
         f = max(fw, fd)
@@ -253,7 +255,7 @@ class Interpreter:
         step_v, _ = requantize(q - v, fv + ins.beta2_shift, FixedFormat(64, fv))
         v, sat_v = requantize(v + step_v, fv, v_fmt)
         denom = isqrt(v << fv) + (1 << (fv - ins.eps_shift))  # sqrt(v) + eps at frac fv, >= 1
-        e = fv - fm - ins.lr_shift + fp + ADAM_DITHER_BITS
+        e = fv - fm - (ins.lr_shift + int(self.state["lr.decay"])) + fp + ADAM_DITHER_BITS
         u = (m << max(e, 0)) // (denom << max(-e, 0))  # floor division: lr m / (sqrt(v) + eps)
         if record:  # G and M saturations count on the first moment, g**2 and V on the second
             self.state[f"sat.{ins.m}"] = self.state[f"sat.{ins.m}"] + (sat_g + sat_m).total

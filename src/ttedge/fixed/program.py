@@ -226,7 +226,8 @@ class SoftmaxXentGrad:
 
 @dataclass(frozen=True)
 class SgdUpdate:
-    """p <- p - 2**-lr_shift * d, stochastically rounded into p's format (no float master copy).
+    """p <- p - 2**-(lr_shift + lr.decay) * d, stochastically rounded into p's format (no float master
+    copy); lr.decay is an interpreter state register the host sets for a learning-rate schedule.
 
     Without momentum d = g. With momentum (``velocity`` set) v <- v - (v >> momentum_shift) + g,
     i.e. mu = 1 - 2**-momentum_shift, with g rounded (nearest) to v's frac and the shift a floor;

@@ -158,6 +158,7 @@ class FixedConfig:
     beta2_shift: int = _precision_default("beta2_shift", min=1)  # Adam beta2 = 1 - 2**-beta2_shift
     eps_shift: int = _precision_default("eps_shift", min=0)  # Adam eps = 2**-eps_shift, added to sqrt(v)
     calibrate_rounds: int = at_least(16, 0)  # passes setting the dynamic scales on the first batch; 0: none
+    lr_decay_epochs: list[int] = field(default_factory=list)  # after each listed epoch the learning rate halves
 
     def __post_init__(self) -> None:
         from ..fixed import FixedFormat

@@ -132,6 +132,8 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
         while state["epoch"] < tc.epochs:
             epoch = state["epoch"]
             order = shuffle(len(codes), tc.seed, epoch).numpy()
+            # The host's learning-rate schedule: one more right shift after each listed epoch.
+            interp.state["lr.decay"] = np.array(sum(e <= epoch for e in fc.lr_decay_epochs), np.int64)
             t0 = time.perf_counter()
             for i in range(state["step_in_epoch"], steps_per_epoch):
                 step = epoch * steps_per_epoch + i
@@ -152,7 +154,8 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
             saturated = sum(int(v) for k, v in interp.state.items() if k.startswith("sat."))
             metrics = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
                        "train_loss": state["loss_sum"] / state["seen"], "train_acc": state["correct"] / state["seen"],
-                       "test_loss": test_loss, "test_acc": test_acc, "lr": 2.0 ** -fc.lr_shift,
+                       "test_loss": test_loss, "test_acc": test_acc,
+                       "lr": 2.0 ** -(fc.lr_shift + int(interp.state["lr.decay"])),
                        "seconds": state["seconds"],  # training time so far, evaluation excluded
                        "saturated_codes": saturated,  # codes clamped at a format's rail so far, all buffers
                        "parameters": sum(p.numel() for p in model.parameters())}
