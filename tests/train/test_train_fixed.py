@@ -81,7 +81,7 @@ def test_section_defaults_are_the_precision_configs() -> None:
 
 
 def test_memory_account_counts_the_programs_buffers(configs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = load_config(RunConfig, configs_dir / "mnist_tt_fixed.toml")
+    cfg = load_config(RunConfig, configs_dir / "mnist_tt_fixed.toml", ["--fixed.momentum_shift=0"])
     model = build_model(cfg.model, 896, 10)
     precision = cfg.fixed.precision()
     bits = fixed_step_bits(compile_program(model, precision, 1))
@@ -92,12 +92,15 @@ def test_memory_account_counts_the_programs_buffers(configs_dir: Path, capsys: p
     assert bits["biases"] == biases * precision.bias.width
     assert bits["gradients"] == cores * precision.gradient.width + biases * precision.gradient.width
     assert bits["optimizer"] == 0  # plain SGD keeps no state
+    shipped = load_config(RunConfig, configs_dir / "mnist_tt_fixed.toml").fixed.precision()  # with momentum
+    momentum_bits = fixed_step_bits(compile_program(model, shipped, 1))["optimizer"]
+    assert momentum_bits == (cores + biases) * shipped.velocity.width
     assert bits["total"] == sum(v for k, v in bits.items() if k != "total")
     table = compare_fixed(cfg)
     assert table["dense_bits"]["parameters"] == 407_050 * 32
     assert table["parameter_ratio"] == 407_050 * 32 / (bits["cores"] + bits["biases"])
     assert table["step_ratio"] == table["dense_bits"]["total"] / bits["total"]
-    assert main(["memory", "--config", str(configs_dir / "mnist_tt_fixed.toml")]) == 0
+    assert main(["memory", "--config", str(configs_dir / "mnist_tt_fixed.toml"), "--fixed.momentum_shift=0"]) == 0
     out = capsys.readouterr().out
     assert f"| parameters: cores | {cores * 8:,} |" in out and "Parameter-only ratio" in out
 
@@ -128,7 +131,7 @@ def test_optimizer_and_master_errors_are_one_sentence() -> None:
 
 def test_memory_account_shows_masters_and_adam_moments(configs_dir: Path) -> None:
     cfg = load_config(RunConfig, configs_dir / "mnist_tt_fixed.toml",
-                      ["--fixed.core=fx<4,1>", "--fixed.master=fx<8,1>", "--fixed.optimizer=adam"])
+                      ["--fixed.core=fx<4,1>", "--fixed.master=fx<8,1>", "--fixed.optimizer=adam", "--fixed.momentum_shift=0"])
     model = build_model(cfg.model, 896, 10)
     cores = sum(c.numel() for layer in model.layers for c in layer.cores)
     biases = sum(layer.bias.numel() for layer in model.layers)
