@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from ttedge.data import load_digits
 from ttedge.errors import CheckpointError, ConfigError
 from ttedge.fixed import (
     Contract,
-    FixedFormat,
     Interpreter,
     PrecisionConfig,
     ScaleRule,
@@ -129,28 +127,6 @@ def test_momentum_program_trains_deterministically() -> None:
         states.append(interp.state_dict())
     assert same(*states)
     assert any(np.any(states[0][k]) for k in states[0] if k.endswith(".v"))
-
-
-def test_digits_train_in_fixed_point() -> None:
-    """64 -> [4,4,4]x[4,4,4] rank 4 -> ReLU -> [4,4,4]x[2,5,1], fx<8,1> cores, fx<16,*> data."""
-    gen = torch.Generator().manual_seed(0)
-    model = MLP([
-        TTLinear([4, 4, 4], [4, 4, 4], 4, order="rtl", generator=gen),
-        TTLinear([4, 4, 4], [2, 5, 1], 4, order="rtl", generator=gen),
-    ], 10)
-    b = 16
-    prog = compile_program(model, PrecisionConfig(core=FixedFormat.parse("fx<8,1>"), lr_shift=7), b)
-    interp = Interpreter(prog, model)
-    x_train, y_train = load_digits("train")
-    x_test, y_test = load_digits("test")
-    codes, test_codes = interp.quantize_input(x_train), interp.quantize_input(x_test)
-    interp.calibrate(codes[:b], y_train[:b])
-    rng = np.random.default_rng(0)
-    for _ in range(500):
-        idx = rng.integers(0, len(y_train), b)
-        interp.step(codes[idx], y_train[idx])
-    accuracy = float((interp.predict(test_codes).argmax(axis=1) == y_test).mean())
-    assert accuracy > 0.85, accuracy
 
 
 def test_scale_rule_hysteresis() -> None:
