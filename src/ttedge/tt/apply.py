@@ -30,7 +30,7 @@ __all__ = ["tt_apply", "core_matrix", "core_from_matrix"]
 
 def core_matrix(core: torch.Tensor, order: Order) -> torch.Tensor:
     """Core (r0, m, n, r1) as the (out, contract) matrix of its step: (r0 m, n r1) for rtl,
-    (m r1, r0 n) for ltr."""
+    (m r1, r0 n) for ltr; a view for rtl (of a contiguous core), a copy for ltr."""
     r0, m, n, r1 = core.shape
     if order == "rtl":
         return core.reshape(r0 * m, n * r1)
@@ -123,14 +123,6 @@ def _outer_sum(outer: int, e: torch.Tensor, s: torch.Tensor, op: _Op) -> torch.T
     return torch.tensordot(e, s, dims=([0, 2], [0, 2]))
 
 
-def _swept_matrix(core: torch.Tensor, order: Order) -> torch.Tensor:
-    """:func:`core_matrix`: a view for rtl (of a contiguous core), a copy for ltr."""
-    r0, m, n, r1 = core.shape
-    if order == "rtl":
-        return core.reshape(r0 * m, n * r1)
-    return core.permute(1, 3, 0, 2).reshape(m * r1, r0 * n)
-
-
 def _merge_partials(cores: Sequence[torch.Tensor], a: int, b: int) -> list[torch.Tensor]:
     """The partial products of cores a..b-1, each in core layout: [G_a, G_a G_{a+1}, ..., merged].
 
@@ -186,7 +178,7 @@ class _TTContract(torch.autograd.Function):
         # Merged cores are not saved: backward rebuilds them from the cores (batch-independent work),
         # so what is stored is the states alone, as the plan's in_elements say.
         order, ops = plan.order, _program(plan)[0]
-        mats = [_swept_matrix(cores[a] if b - a == 1 else _merge_partials(cores, a, b)[-1], order)
+        mats = [core_matrix(cores[a] if b - a == 1 else _merge_partials(cores, a, b)[-1], order)
                 for a, b in plan.groups]
         states, t = [], x
         for op in ops:
@@ -212,7 +204,7 @@ class _TTContract(torch.autograd.Function):
             op = ops[i]
             a, b = op.grads
             core = partials[op.core][-1]
-            g = _swept_matrix(core, order)
+            g = core_matrix(core, order)
             if any(needs[2 + a : 2 + b]):
                 dg = _outer_sum(op.outer, e, states[i], op)
                 grad_swept[op.core] = core_from_matrix(dg, core.shape, order)
