@@ -34,7 +34,8 @@ from ..fixed import Interpreter, compile_program
 from ..models import build_model
 from .checkpoint import save_checkpoint
 from .config import RunConfig
-from .loop import CHECKPOINT, CONFIG, Callback, RunResult, load_split, resume_checkpoint, shuffle, write_results
+from .loop import (CHECKPOINT, CONFIG, Callback, RunResult, close_epoch, load_split, new_run_state, record_step,
+                   resume_checkpoint, shuffle, write_results)
 
 __all__ = ["MODE", "train_fixed", "quantize_inputs"]
 
@@ -108,8 +109,7 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
         test_codes = quantize_inputs(interp, x_test.numpy())
         labels, test_labels = y_train.numpy(), y_test.numpy()
 
-        state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "epochs": [], "loss_sum": 0.0,
-                                 "correct": 0, "seen": 0, "seconds": 0.0}
+        state = new_run_state()
         if ckpt is not None:
             interp.load_state_dict({k: v.numpy() for k, v in ckpt["fixed_state"].items()})
             state = {k: ckpt[k] for k in state}
@@ -141,26 +141,17 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
                 frac = interp.frac(program.logits)  # the step's own; its scale phase may move it
                 interp.step(codes[idx], labels[idx])
                 loss, correct = _xent(interp.buffers[program.logits][:, : program.num_classes], frac, labels[idx])
-                state["loss_sum"] += loss
-                state["correct"] += correct
-                state["seen"] += batch
-                state["step_in_epoch"] = i + 1
-                state["seconds"] += time.perf_counter() - t0
+                record_step(state, i, loss, correct, batch, time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 if tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and i + 1 < steps_per_epoch:
                     checkpoint()
                 emit("step", {"step": step + 1, "loss": loss / batch})
             test_loss, test_acc = evaluate_fixed(interp, test_codes, test_labels)
             saturated = sum(int(v) for k, v in interp.state.items() if k.startswith("sat."))
-            metrics = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
-                       "train_loss": state["loss_sum"] / state["seen"], "train_acc": state["correct"] / state["seen"],
-                       "test_loss": test_loss, "test_acc": test_acc,
-                       "lr": 2.0 ** -(fc.lr_shift + int(interp.state["lr.decay"])),
-                       "seconds": state["seconds"],  # training time so far, evaluation excluded
-                       "saturated_codes": saturated,  # codes clamped at a format's rail so far, all buffers
-                       "parameters": sum(p.numel() for p in model.parameters())}
-            state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct=0, seen=0,
-                         epochs=[*state["epochs"], metrics])
+            metrics = close_epoch(state, steps_per_epoch, test_loss, test_acc,
+                                  lr=2.0 ** -(fc.lr_shift + int(interp.state["lr.decay"])),
+                                  saturated_codes=saturated,  # codes clamped at a format's rail so far, all buffers
+                                  parameters=sum(p.numel() for p in model.parameters()))
             checkpoint()
             interp.to_model(model)
             write_results(run_dir, cfg, model, state["epochs"], plot=False, mode=MODE, extra=extra)

@@ -80,6 +80,33 @@ def resume_checkpoint(run_dir: Path, config_text: str) -> dict[str, Any]:
     return ckpt
 
 
+def new_run_state() -> dict[str, Any]:
+    """Position in a run and the running sums of its current epoch (checkpointed with the model)."""
+    return {"epoch": 0, "step_in_epoch": 0, "epochs": [], "loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+
+def record_step(state: dict[str, Any], i: int, loss_sum: float, correct: int, seen: int, seconds: float) -> None:
+    """Add step ``i`` of the current epoch (summed loss, correct count, samples, time) to ``state``."""
+    state["loss_sum"] += loss_sum
+    state["correct"] += correct
+    state["seen"] += seen
+    state["step_in_epoch"] = i + 1
+    state["seconds"] += seconds
+
+
+def close_epoch(state: dict[str, Any], steps_per_epoch: int, test_loss: float, test_acc: float,
+                **extra: Any) -> dict[str, Any]:
+    """The finished epoch's metrics (``extra`` appended); ``state`` moves on to the next epoch."""
+    epoch = state["epoch"] + 1
+    metrics = {"epoch": epoch, "step": epoch * steps_per_epoch,
+               "train_loss": state["loss_sum"] / state["seen"], "train_acc": state["correct"] / state["seen"],
+               "test_loss": test_loss, "test_acc": test_acc,
+               "seconds": state["seconds"],  # training time so far, evaluation excluded
+               **extra}
+    state.update(new_run_state(), epoch=epoch, seconds=state["seconds"], epochs=[*state["epochs"], metrics])
+    return metrics
+
+
 def _lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     if cfg.lr_schedule == "cosine":
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / total))
@@ -150,8 +177,7 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
     opt = _make_optimizer(tc, model.parameters())
     adapter = RankAdapter(cfg.bayes, model, len(x_train), steps_per_epoch) if cfg.bayes.enabled else None
 
-    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "epochs": [], "loss_sum": 0.0,
-                             "correct": 0, "seen": 0, "seconds": 0.0}
+    state = new_run_state()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -187,25 +213,17 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = False,
             opt.step()
             if adapter:
                 adapter.after_step(model, step)
-            state["loss_sum"] += loss.item() * len(idx)
-            state["correct"] += int((logits.argmax(1) == y_train[idx]).sum())
-            state["seen"] += len(idx)
-            state["step_in_epoch"] = i + 1
-            state["seconds"] += time.perf_counter() - t0
+            record_step(state, i, loss.item() * len(idx), int((logits.argmax(1) == y_train[idx]).sum()),
+                        len(idx), time.perf_counter() - t0)
             t0 = time.perf_counter()
             if tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and i + 1 < steps_per_epoch:
                 checkpoint()
             emit("step", {"step": step + 1, "loss": loss.item()})
         ranks_log = adapter.end_epoch(model, epoch + 1, opt) if adapter else {}
         test_loss, test_acc = evaluate(model, x_test, y_test)
-        metrics = {"epoch": epoch + 1, "step": (epoch + 1) * steps_per_epoch,
-                   "train_loss": state["loss_sum"] / state["seen"], "train_acc": state["correct"] / state["seen"],
-                   "test_loss": test_loss, "test_acc": test_acc,
-                   "lr": _lr_at(tc, (epoch + 1) * steps_per_epoch - 1, total),
-                   "seconds": state["seconds"],  # training time so far, evaluation excluded
-                   "parameters": sum(p.numel() for p in model.parameters()), **ranks_log}
-        state.update(epoch=epoch + 1, step_in_epoch=0, loss_sum=0.0, correct=0, seen=0,
-                     epochs=[*state["epochs"], metrics])
+        metrics = close_epoch(state, steps_per_epoch, test_loss, test_acc,
+                              lr=_lr_at(tc, (epoch + 1) * steps_per_epoch - 1, total),
+                              parameters=sum(p.numel() for p in model.parameters()), **ranks_log)
         checkpoint()
         write_results(run_dir, cfg, model, state["epochs"], plot=False)
         emit("epoch", metrics)
