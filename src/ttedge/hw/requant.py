@@ -1,0 +1,183 @@
+"""The output stage: one element of ``ttedge.fixed.ops.requantize`` with saturation, pipelined.
+
+``OutputStage(in_width, out_width, out_signed=True)`` narrows a signed ``in_width``-bit code with
+``from_frac`` fractional bits into an ``out_width``-bit code with ``to_frac`` fractional bits, for
+a runtime shift k = from_frac - to_frac and a runtime rounding mode, exactly as ``requantize`` does
+for a format with overflow "saturate":
+
+* k > 0: the k low bits are dropped; q = value >> k (floor), then nearest adds bit k-1 of the value
+  (round half up), truncate adds nothing, stochastic adds one iff ``random`` < F, F the dropped
+  bits left-aligned in 32 bits (D << (32 - k));
+* k <= 0: the value shifts left by -k, exactly;
+* then the result is clamped to the output range and ``saturated`` says it was out of range (the
+  reference counts those in its ``SaturationCount``).
+
+Interface::
+
+    value     : In(signed(in_width))       the wide code
+    shift     : In(signed(SHIFT_BITS))     k = from_frac - to_frac, in bits (SHIFT_BITS = 7: -64..63)
+    rounding  : In(RoundingMode)           NEAREST, TRUNCATE or STOCHASTIC
+    random    : In(32)                     the element's word of ttedge.fixed.rng (stochastic only)
+    valid     : In(1)
+    code      : Out(signed(out_width))     (unsigned(out_width) when out_signed=False)
+    saturated : Out(1)                     the rounded value lay outside the output range
+    valid_out : Out(1)
+
+Timing: LATENCY = 2 clock edges, one element per cycle, no stall. Stage 1 is the barrel shifter;
+stage 2 the rounding increment (a 32-bit comparison for stochastic), the adder and the clamp.
+
+How every k of ``shift_range`` is exact with bounded shifters: the value is extended by 32 zero
+bits, X = value * 2**32 (in_width + 32 bits), and shifted right arithmetically by
+min(k, in_width + 32); the high in_width bits are q and the low 32 bits are F (for k <= 32), whose
+top bit is bit k-1 of the value for any k >= 1, the nearest-rounding bit. Shifting by more than
+in_width + 31 only repeats the sign, so the clamp changes nothing. A left shift by
+s >= out_width sends every nonzero value out of range (|value| * 2**s >= 2**out_width) and keeps 0,
+so the left shifter takes min(-k, out_width). Stochastic rounding with k > 32 is refused by the
+reference (``MAX_STOCHASTIC_SHIFT``); the unit then gives an unspecified code, and
+:func:`shift_range` / :func:`check_shift` state the limit for the sequencer's compiler.
+"""
+
+# No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import enum, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..errors import ConfigError
+from ..fixed.format import MAX_FRAC, MAX_WIDTH, MIN_WIDTH, ROUNDINGS
+from ..fixed.ops import MAX_STOCHASTIC_SHIFT
+
+__all__ = ["RoundingMode", "OutputStage", "SHIFT_BITS", "shift_range", "check_shift", "check_widths"]
+
+SHIFT_BITS = 7  # signed shift port: -64..63 holds every from_frac - to_frac in -MAX_FRAC..MAX_FRAC
+_RANDOM_BITS = 32
+
+
+class RoundingMode(enum.Enum, shape=2):
+    """The rounding of dropped bits, as ``FixedFormat.rounding`` names it (``ROUNDINGS`` order)."""
+
+    NEAREST = 0
+    TRUNCATE = 1
+    STOCHASTIC = 2
+
+    @classmethod
+    def from_name(cls, name: str) -> "RoundingMode":
+        """The mode of a ``FixedFormat.rounding`` string ("nearest", "truncate", "stochastic")."""
+        if name not in ROUNDINGS:
+            raise ConfigError(f"unknown rounding mode {name!r}; use one of {', '.join(ROUNDINGS)}.")
+        return cls[name.upper()]
+
+
+def check_widths(in_width: int, out_width: int, out_signed: bool = True) -> None:
+    """Raise ConfigError unless the unit supports these widths (bits): both 2..64 (as the int64
+    codes of the reference), an unsigned output at most 63 bits (as ``FixedFormat``)."""
+    for name, width in (("input", in_width), ("output", out_width)):
+        if not isinstance(width, int) or isinstance(width, bool) or not MIN_WIDTH <= width <= MAX_WIDTH:
+            raise ConfigError(
+                f"the output stage's {name} width must be an integer from {MIN_WIDTH} to {MAX_WIDTH} bits, "
+                f"got {width!r}; requantize wider codes in two steps."
+            )
+    if not out_signed and out_width == MAX_WIDTH:
+        raise ConfigError(
+            f"an unsigned output stage holds at most {MAX_WIDTH - 1} bits, got {out_width}; use a signed output."
+        )
+
+
+def shift_range(in_width: int, out_width: int, rounding: str = "nearest") -> tuple[int, int]:
+    """(k_min, k_max): the shifts k = from_frac - to_frac (bits) the unit computes exactly.
+
+    Every from_frac and to_frac in 0..MAX_FRAC is supported whatever the widths (the module
+    docstring says why), except that stochastic rounding drops at most MAX_STOCHASTIC_SHIFT bits.
+    """
+    check_widths(in_width, out_width)
+    high = MAX_STOCHASTIC_SHIFT if rounding == "stochastic" else MAX_FRAC
+    return -MAX_FRAC, high
+
+
+def check_shift(k: int, in_width: int, out_width: int, rounding: str) -> None:
+    """Raise ConfigError unless ``shift_range`` holds the shift ``k`` (bits) for this rounding."""
+    low, high = shift_range(in_width, out_width, rounding)
+    if not low <= k <= high:
+        raise ConfigError(
+            f"the output stage shifts by {low} to {high} bits with {rounding} rounding, got {k}; "
+            "requantize in two steps or use more fractional bits."
+        )
+
+
+class OutputStage(wiring.Component):
+    """One element of ``requantize(..., overflow="saturate")`` per cycle (module docstring)."""
+
+    LATENCY = 2  # clock edges from valid to valid_out
+
+    def __init__(self, in_width: int, out_width: int, out_signed: bool = True) -> None:
+        check_widths(in_width, out_width, out_signed)
+        self.in_width, self.out_width, self.out_signed = in_width, out_width, out_signed
+        out_shape = signed(out_width) if out_signed else unsigned(out_width)
+        super().__init__(
+            {
+                "value": In(signed(in_width)),
+                "shift": In(signed(SHIFT_BITS)),
+                "rounding": In(RoundingMode),
+                "random": In(_RANDOM_BITS),
+                "valid": In(1),
+                "code": Out(out_shape),
+                "saturated": Out(1),
+                "valid_out": Out(1),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        w_in, w_out = self.in_width, self.out_width
+        if self.out_signed:
+            low, high = -(1 << (w_out - 1)), (1 << (w_out - 1)) - 1
+        else:
+            low, high = 0, (1 << w_out) - 1
+
+        # Stage 1: the shifters. `base` holds q (right) or the exact left-shifted value; it needs
+        # in_width + out_width bits for |value| * 2**min(s, out_width).
+        base_width = w_in + w_out
+        k = self.shift
+        right = k > 0
+        right_amount = Signal(range(w_in + 32 + 1))
+        left_amount = Signal(range(w_out + 1))
+        m.d.comb += [
+            right_amount.eq(Mux(k > w_in + 32, w_in + 32, k)),
+            left_amount.eq(Mux(-k > w_out, w_out, -k)),
+        ]
+        wide = Cat(Const(0, _RANDOM_BITS), self.value).as_signed()  # value * 2**32
+        shifted = Signal(signed(w_in + _RANDOM_BITS))
+        m.d.comb += shifted.eq(wide >> right_amount)
+        left = (self.value << left_amount)[:base_width].as_signed()
+
+        base = Signal(signed(base_width), reset_less=True)
+        dropped = Signal(_RANDOM_BITS, reset_less=True)  # F: the dropped bits, left-aligned (0 if k <= 0)
+        mode = Signal(RoundingMode, reset_less=True)
+        word = Signal(_RANDOM_BITS, reset_less=True)
+        valid1 = Signal()
+        m.d.sync += [
+            base.eq(Mux(right, shifted[_RANDOM_BITS:].as_signed(), left)),
+            dropped.eq(Mux(right, shifted[:_RANDOM_BITS], 0)),
+            mode.eq(self.rounding),
+            word.eq(self.random),
+            valid1.eq(self.valid),
+        ]
+
+        # Stage 2: rounding increment, adder, clamp.
+        up = Signal()
+        with m.Switch(mode):
+            with m.Case(RoundingMode.NEAREST):
+                m.d.comb += up.eq(dropped[_RANDOM_BITS - 1])
+            with m.Case(RoundingMode.STOCHASTIC):
+                m.d.comb += up.eq(word < dropped)
+            with m.Default():
+                m.d.comb += up.eq(0)
+        rounded = Signal(signed(base_width + 1))
+        m.d.comb += rounded.eq(base + up)
+        above, below = rounded > high, rounded < low
+        m.d.sync += [
+            self.code.eq(Mux(above, high, Mux(below, low, rounded))),
+            self.saturated.eq(above | below),
+            self.valid_out.eq(valid1),
+        ]
+        return m
