@@ -1,0 +1,151 @@
+"""The dynamic-scaling controller in hardware: ``ScaleRule.update`` and a streaming max |code|.
+
+``ScaleUnit(width, rule)`` is ``ttedge.fixed.program.ScaleRule.update`` for a buffer of ``width``
+bits, combinational (LATENCY = 0: its outputs follow its inputs in the same cycle; the sequencer
+writes them into the frac/over/under registers at the next edge). The thresholds
+HI = (hi_num * MAX) // den and LO = (lo_num * MAX) // den (MAX = 2**(width-1) - 1) are Python
+constants at elaboration, so the hardware is two comparators against constants, a priority encoder
+(bit_length of m), and small adders::
+
+    m         : In(width)               max |code| of the buffer (unsigned; values >= MAX act as MAX)
+    frac      : In(FRAC_BITS)           the buffer's fractional bits before the step (0..MAX_FRAC)
+    over      : In(bit_length(up_after))     steps in a row above HI so far (0..up_after-1)
+    under     : In(bit_length(down_after))   steps in a row below LO so far (0..down_after-1)
+    new_frac, new_over, new_under : Out(same shapes)   the rule's result, clamped to frac_min..frac_max
+
+The counter inputs hold the states the rule itself produces (a counter reaching its limit resets to
+0), which is what the state registers contain when they start at 0.
+
+``MaxAbs(width)`` accumulates max |code| over a stream of signed ``width``-bit codes, with a code of
+-2**(width-1) counting as MAX (the rule clamps m to MAX anyway, so the result feeds ``ScaleUnit.m``
+unchanged)::
+
+    clear  : In(1)                 start a new stream at this edge (this cycle's code, if valid, is its first)
+    valid  : In(1)                 ``code`` is an element of the stream
+    code   : In(signed(width))
+    max    : Out(width)            max |code| over the codes accepted at earlier edges (0 after a clear alone)
+
+LATENCY = 1 edge: a code accepted at edge t is included in ``max`` after edge t.
+"""
+
+# No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..errors import ConfigError
+from ..fixed.format import MAX_FRAC, MAX_WIDTH, MIN_WIDTH
+from ..fixed.program import ScaleRule
+
+__all__ = ["ScaleUnit", "MaxAbs", "FRAC_BITS"]
+
+FRAC_BITS = MAX_FRAC.bit_length()  # 6: the frac registers hold 0..MAX_FRAC
+
+
+def _check_width(width: int, unit: str) -> None:
+    if not isinstance(width, int) or isinstance(width, bool) or not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise ConfigError(
+            f"{unit} takes a buffer width from {MIN_WIDTH} to {MAX_WIDTH} bits, got {width!r}; "
+            "use the buffer format's width."
+        )
+
+
+def _check_rule(rule: ScaleRule) -> None:
+    if rule.den < 1 or rule.up_after < 1 or rule.down_after < 1 or rule.max_step < 1:
+        raise ConfigError(
+            f"the scale unit needs den, up_after, down_after and max_step of at least 1, got {rule}; "
+            "fix the scale rule."
+        )
+    if not 0 <= rule.frac_min <= rule.frac_max <= MAX_FRAC:
+        raise ConfigError(
+            f"the scale unit needs 0 <= frac_min <= frac_max <= {MAX_FRAC}, got {rule.frac_min} and "
+            f"{rule.frac_max}; fix the scale rule."
+        )
+
+
+class ScaleUnit(wiring.Component):
+    """``ScaleRule.update(width, m, frac, over, under)`` as combinational logic (module docstring)."""
+
+    LATENCY = 0  # combinational
+
+    def __init__(self, width: int, rule: ScaleRule) -> None:
+        _check_width(width, "the scale unit")
+        _check_rule(rule)
+        self.width, self.rule = width, rule
+        over_bits, under_bits = rule.up_after.bit_length(), rule.down_after.bit_length()
+        super().__init__(
+            {
+                "m": In(width),
+                "frac": In(FRAC_BITS),
+                "over": In(over_bits),
+                "under": In(under_bits),
+                "new_frac": Out(FRAC_BITS),
+                "new_over": Out(over_bits),
+                "new_under": Out(under_bits),
+            }
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        rule, width = self.rule, self.width
+        top = (1 << (width - 1)) - 1
+        hi, lo = (rule.hi_num * top) // rule.den, (rule.lo_num * top) // rule.den
+        clamped = Mux(self.m > top, top, self.m)
+
+        bit_length = Signal(range(width + 1))
+        for i in range(width - 1):  # later assignments win: the highest set bit (m <= MAX < 2**(W-1))
+            with m.If(clamped[i]):
+                m.d.comb += bit_length.eq(i + 1)
+        jump = Signal(signed(FRAC_BITS + 3))  # (W - 2) - bit_length: -1..W-2
+        step = Signal(signed(FRAC_BITS + 3))  # min(max_step, max(1, jump)): 1..W-2
+        m.d.comb += [
+            jump.eq((width - 2) - bit_length),
+            step.eq(Mux(jump < 1, 1, Mux(jump > rule.max_step, rule.max_step, jump))),
+        ]
+
+        old = Signal(signed(FRAC_BITS + 4))  # signed, so that frac - 1 may go below 0 before the clamp
+        frac = Signal(signed(FRAC_BITS + 4))  # before the clamp: -1..MAX_FRAC + W - 2
+        over, under = Signal.like(self.new_over), Signal.like(self.new_under)
+        m.d.comb += [old.eq(self.frac), frac.eq(old), over.eq(0), under.eq(0)]
+        with m.If(clamped >= top):
+            m.d.comb += frac.eq(old - 1)
+        with m.Elif(clamped > hi):
+            with m.If(self.over + 1 >= rule.up_after):
+                m.d.comb += frac.eq(old - 1)
+            with m.Else():
+                m.d.comb += over.eq(self.over + 1)
+        with m.Elif(clamped < lo):
+            with m.If(self.under + 1 >= rule.down_after):
+                m.d.comb += frac.eq(old + step)
+            with m.Else():
+                m.d.comb += under.eq(self.under + 1)
+        m.d.comb += [
+            self.new_frac.eq(Mux(frac < rule.frac_min, rule.frac_min, Mux(frac > rule.frac_max, rule.frac_max, frac))),
+            self.new_over.eq(over),
+            self.new_under.eq(under),
+        ]
+        return m
+
+
+class MaxAbs(wiring.Component):
+    """Streaming max |code| of signed ``width``-bit codes, -2**(width-1) counting as MAX (module docstring)."""
+
+    LATENCY = 1  # edges from an accepted code to its effect on ``max``
+
+    def __init__(self, width: int) -> None:
+        _check_width(width, "the max-abs unit")
+        self.width = width
+        super().__init__({"clear": In(1), "valid": In(1), "code": In(signed(width)), "max": Out(width)})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        top = (1 << (self.width - 1)) - 1
+        magnitude = Signal(self.width)
+        m.d.comb += magnitude.eq(Mux(self.code < -top, top, Mux(self.code < 0, -self.code, self.code)))
+        current = Mux(self.clear, 0, self.max)
+        with m.If(self.valid & (magnitude > current)):
+            m.d.sync += self.max.eq(magnitude)
+        with m.Elif(self.clear):
+            m.d.sync += self.max.eq(0)
+        return m
