@@ -1,0 +1,194 @@
+"""The contraction engine: P x Q multiply-accumulate lanes fed by address generators.
+
+It computes ``out[x, y] = sum_z L[x, z] * R[z, y]`` for one Contract word (``ttedge.hw.isa``):
+lane (p, q) owns the output element (x0 + p, y0 + q) of the current tile and accumulates it exactly
+(``acc_width`` bits) over every z. Each cycle the generators present P addresses into L's memory
+and Q into R's (no transposes in memory: the index maps are walked directly), and the data come
+back one cycle later (synchronous read ports) into the MACs.
+
+Loop nest (y tiles outer, x tiles inner, z innermost)::
+
+    for y0 in 0, Q, 2Q, ... < ny:          lane q holds (ylo, yflat, R y-address, out y-address)
+      for x0 in 0, P, 2P, ... < nx:        lane p's x-address is xbase + p * stride (constant product)
+        for z in (zhi, zlo):               acc[p][q] += L[x0 + p, z] * R[z, y0 + q]
+        -> shadow <- acc; drain the P*Q shadow entries, one per cycle, while the next tile runs
+
+The drain emits (index, value) with ``index`` the flat output element (the output memory address
+and the random-word index); entries of lanes beyond nx or ny are emitted with ``out_valid`` low.
+A tile may start issuing only when the previous drain ends by its own last MAC, so tiles start
+every max(Z, P*Q) cycles (Z = nzhi * nzlo): :func:`ttedge.hw.cycles.contract_cycles` is the exact
+count.
+
+Timing of one instruction, from the ``start`` cycle: Q cycles set the y lanes up (a walker shifts
+lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P*Q); the last entry is
+emitted D = P*Q cycles after the last tile's MAC ends; ``busy`` falls the cycle after.
+"""
+
+# No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.data import ArrayLayout, StructLayout
+from amaranth.lib.wiring import In, Out
+
+from .config import AcceleratorConfig
+
+__all__ = ["ContractionEngine"]
+
+
+class ContractionEngine(wiring.Component):
+    """P x Q MAC lanes and their address generators (module docstring).
+
+    Parameters: ``config`` (P, Q), ``layout`` (the instruction word's StructLayout), ``addr_bits``
+    (bits of a memory address), ``operand_width`` (bits of the widest operand code, sign-extended)
+    and ``acc_width`` (bits of every accumulator: the widest accumulator the program uses).
+    """
+
+    def __init__(self, config: AcceleratorConfig, layout: StructLayout, addr_bits: int, operand_width: int, acc_width: int) -> None:
+        self.config, self.addr_bits, self.operand_width, self.acc_width = config, addr_bits, operand_width, acc_width
+        self.num_bits = layout.members["nx"].width
+        p, q = config.p, config.q
+        super().__init__({
+            "start": In(1),
+            "word": In(layout),
+            "busy": Out(1),
+            "l_addr": Out(ArrayLayout(unsigned(addr_bits), p)),
+            "l_data": In(ArrayLayout(signed(operand_width), p)),
+            "r_addr": Out(ArrayLayout(unsigned(addr_bits), q)),
+            "r_data": In(ArrayLayout(signed(operand_width), q)),
+            "out_valid": Out(1),
+            "out_index": Out(unsigned(addr_bits)),
+            "out_value": Out(signed(acc_width)),
+            "macs": Out(1),  # a MAC cycle (the data of an issued z step are being accumulated)
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        P, Q, D = self.config.p, self.config.q, self.config.p * self.config.q
+        w = self.word
+        nb = self.num_bits + 2
+        S = lambda name, **kw: Signal(signed(nb), name=name, **kw)  # noqa: E731
+
+        # --- y lanes: (ylo, yflat, R y-address, out y-address) per q, and the walker that fills them
+        ylo = [S(f"ylo{q}") for q in range(Q)]
+        yfl = [S(f"yflat{q}") for q in range(Q)]
+        ya_r = [S(f"ya_r{q}") for q in range(Q)]
+        ya_o = [S(f"ya_o{q}") for q in range(Q)]
+        wk = [S(f"walk_{n}") for n in ("lo", "flat", "r", "o")]
+
+        def advance(state: list[Signal], dlo: object, dflat: object, step_r: object, step_o: object) -> list[object]:
+            lo = state[0] + dlo
+            wrap = lo >= w.nylo
+            return [Mux(wrap, lo - w.nylo, lo), state[1] + dflat,
+                    state[2] + step_r + Mux(wrap, w.r_ywrap, 0), state[3] + step_o + Mux(wrap, w.o_ywrap, 0)]
+
+        # --- x tile and z walk
+        x0, xl, xo = S("x0"), S("xl"), S("xo")
+        zlo, zhi, zl, zr = S("zlo"), S("zhi"), S("zl"), S("zr")
+        issuing = Signal()
+        init_left = Signal(range(Q + 1))
+        dl = Signal(range(D + 3))  # cycles until the running drain ends (the tile-start rule)
+        nz = Signal(signed(2 * nb))
+        m.d.comb += nz.eq(w.nzhi * w.nzlo)
+
+        # --- addresses (invalid lanes read address 0)
+        xvalid = [x0 + p < w.nx for p in range(P)]
+        yvalid = [yfl[q] < w.ny for q in range(Q)]
+        for p in range(P):
+            m.d.comb += self.l_addr[p].eq(Mux(xvalid[p], xl + w.l_sx * p + zl, 0))
+        for q in range(Q):
+            m.d.comb += self.r_addr[q].eq(Mux(yvalid[q], ya_r[q] + zr, 0))
+
+        last_z = (zlo == w.nzlo - 1) & (zhi == w.nzhi - 1)
+        last_x = x0 + P >= w.nx
+        last_y = yfl[0] + Q >= w.ny
+        # Pending snapshot of the tile being issued (taken at its last issue, moved to the drain at its last MAC).
+        pend_x0, pend_xo = S("pend_x0"), S("pend_xo")
+        pend_yo = [S(f"pend_yo{q}") for q in range(Q)]
+        pend_yf = [S(f"pend_yf{q}") for q in range(Q)]
+
+        start_ok = dl <= nz + 1
+        fire = Signal()
+        m.d.comb += fire.eq(issuing & ((zlo != 0) | (zhi != 0) | start_ok))
+        with m.If(self.start):
+            m.d.sync += [init_left.eq(Q), issuing.eq(0), x0.eq(0), xl.eq(0), xo.eq(0),
+                         zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]
+            m.d.sync += [s.eq(0) for s in wk]
+        with m.Elif(init_left != 0):
+            # Shift lane states in: after Q cycles lane q holds the walker's state after q steps.
+            for q in range(Q - 1):
+                m.d.sync += [ylo[q].eq(ylo[q + 1]), yfl[q].eq(yfl[q + 1]), ya_r[q].eq(ya_r[q + 1]), ya_o[q].eq(ya_o[q + 1])]
+            m.d.sync += [ylo[Q - 1].eq(wk[0]), yfl[Q - 1].eq(wk[1]), ya_r[Q - 1].eq(wk[2]), ya_o[Q - 1].eq(wk[3])]
+            nxt = advance(wk, w.d1lo, 1, w.r_ystep1, w.o_ystep1)
+            m.d.sync += [s.eq(v) for s, v in zip(wk, nxt)]
+            m.d.sync += init_left.eq(init_left - 1)
+            with m.If(init_left == 1):
+                m.d.sync += issuing.eq(1)
+        with m.Elif(fire):
+            with m.If(last_z):
+                m.d.sync += [zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]
+                m.d.sync += [pend_x0.eq(x0), pend_xo.eq(xo)]
+                m.d.sync += [pend_yo[q].eq(ya_o[q]) for q in range(Q)]
+                m.d.sync += [pend_yf[q].eq(yfl[q]) for q in range(Q)]
+                with m.If(last_x):
+                    m.d.sync += [x0.eq(0), xl.eq(0), xo.eq(0)]
+                    for q in range(Q):
+                        nxt = advance([ylo[q], yfl[q], ya_r[q], ya_o[q]], w.dqlo, Q, w.r_ystepq, w.o_ystepq)
+                        m.d.sync += [s.eq(v) for s, v in zip([ylo[q], yfl[q], ya_r[q], ya_o[q]], nxt)]
+                    with m.If(last_y):
+                        m.d.sync += issuing.eq(0)
+                with m.Else():
+                    m.d.sync += [x0.eq(x0 + P), xl.eq(xl + w.l_sx * P), xo.eq(xo + w.o_sx * P)]
+            with m.Elif(zlo == w.nzlo - 1):
+                m.d.sync += [zlo.eq(0), zhi.eq(zhi + 1), zl.eq(zl + w.l_zwrap), zr.eq(zr + w.r_zwrap)]
+            with m.Else():
+                m.d.sync += [zlo.eq(zlo + 1), zl.eq(zl + w.l_szlo), zr.eq(zr + w.r_szlo)]
+
+        with m.If(fire & last_z):
+            m.d.sync += dl.eq(D + 1)
+        with m.Elif(dl != 0):
+            m.d.sync += dl.eq(dl - 1)
+
+        # --- MAC stage: one cycle after issue
+        mac_v, mac_first, mac_last = Signal(), Signal(), Signal()
+        m.d.sync += [mac_v.eq(fire & ~self.start), mac_first.eq((zlo == 0) & (zhi == 0)), mac_last.eq(last_z)]
+        m.d.comb += self.macs.eq(mac_v)
+        acc = [[Signal(signed(self.acc_width), name=f"acc{p}_{q}", reset_less=True) for q in range(Q)] for p in range(P)]
+        shadow = [Signal(signed(self.acc_width), name=f"shadow{i}", reset_less=True) for i in range(D)]
+        acc_next = [[Signal(signed(self.acc_width), name=f"accn{p}_{q}") for q in range(Q)] for p in range(P)]
+        for p in range(P):
+            for q in range(Q):
+                prod = self.l_data[p] * self.r_data[q]
+                m.d.comb += acc_next[p][q].eq(Mux(mac_first, 0, acc[p][q]) + prod)
+                with m.If(mac_v):
+                    m.d.sync += acc[p][q].eq(acc_next[p][q])
+
+        # --- drain: shift the shadow out, entry (p, q) with q fastest
+        left = Signal(range(D + 1))
+        dq = Signal(range(Q))
+        dx = S("dx")  # x of the entry being emitted
+        dxo = S("dxo")  # its out x-address
+        dyo = [S(f"dyo{q}") for q in range(Q)]  # rotated: dyo[0] belongs to the emitted entry
+        dyf = [S(f"dyf{q}") for q in range(Q)]
+        m.d.comb += [
+            self.out_valid.eq((left != 0) & (dx < w.nx) & (dyf[0] < w.ny)),
+            self.out_index.eq(dxo + dyo[0]),
+            self.out_value.eq(shadow[0]),
+        ]
+        with m.If(mac_v & mac_last):
+            m.d.sync += [shadow[p * Q + q].eq(acc_next[p][q]) for p in range(P) for q in range(Q)]
+            m.d.sync += [left.eq(D), dq.eq(0), dx.eq(pend_x0), dxo.eq(pend_xo)]
+            m.d.sync += [dyo[q].eq(pend_yo[q]) for q in range(Q)]
+            m.d.sync += [dyf[q].eq(pend_yf[q]) for q in range(Q)]
+        with m.Elif(left != 0):
+            m.d.sync += [shadow[i].eq(shadow[i + 1]) for i in range(D - 1)]
+            m.d.sync += left.eq(left - 1)
+            m.d.sync += [dyo[q].eq(dyo[(q + 1) % Q]) for q in range(Q)]
+            m.d.sync += [dyf[q].eq(dyf[(q + 1) % Q]) for q in range(Q)]
+            with m.If(dq == Q - 1):
+                m.d.sync += [dq.eq(0), dx.eq(dx + 1), dxo.eq(dxo + w.o_sx)]
+            with m.Else():
+                m.d.sync += dq.eq(dq + 1)
+
+        m.d.comb += self.busy.eq(issuing | (init_left != 0) | mac_v | (left != 0) | self.start)
+        return m

@@ -1,0 +1,140 @@
+"""Where every buffer and state register of a program lives: on-chip memories and the host map.
+
+Each :class:`~ttedge.fixed.program.Buffer` gets its own on-chip memory of ``numel`` words of its
+``fmt.width`` bits (word i = flat C-order element i), so the shapes and widths here are read from
+``Program.buffers`` and never restated. A core's compute copy (kind "compute") is materialized in a
+memory of its own by its Narrow instruction in this first slice (the program counts it as 0 bits,
+as a later slice derives it on the fly); :meth:`MemoryMap.bits` reports it separately.
+
+Host map (word addresses; every word is 64 bits, an element or register sign-extended)::
+
+    0x0000  CTRL     write 1: run one training step on the loaded sample(s)
+    0x0001  STATUS   bit 0 done (the last step finished), bit 1 busy
+    0x0002  CYCLES   clock cycles of the last step
+    0x0003  PC       position of the instruction being executed
+    0x0010  REGS     the state registers, one word each, in ``registers`` order: step, lr.decay,
+                     scale.<buf>.frac/over/under per dynamic buffer, sat.<buf> per counted buffer
+    MEM_BASE         the buffers, one after the other in program order, each ``numel`` words
+
+``MEM_BASE`` is the first multiple of 0x1000 after the registers. Memories are read and written
+only while the accelerator is idle (STATUS bit 1 clear).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..fixed.program import Buffer, Program
+from .config import AcceleratorConfig
+
+__all__ = ["Placement", "MemoryMap", "CTRL", "STATUS", "CYCLES", "PC", "REG_BASE"]
+
+CTRL, STATUS, CYCLES, PC = 0x0, 0x1, 0x2, 0x3
+REG_BASE = 0x10
+_ALIGN = 0x1000
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One buffer's on-chip memory: ``depth`` words of ``width`` bits at host word ``base``."""
+
+    buffer: Buffer
+    index: int  # the buffer id the instruction words use
+    base: int  # host word address of element 0
+
+    @property
+    def name(self) -> str:
+        return self.buffer.name
+
+    @property
+    def width(self) -> int:
+        """Bits per word (the buffer's code width)."""
+        return self.buffer.fmt.width
+
+    @property
+    def depth(self) -> int:
+        """Words (the buffer's elements)."""
+        return self.buffer.numel
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth
+
+
+@dataclass(frozen=True)
+class MemoryMap:
+    """The placement of ``program``'s buffers and state registers for ``config``."""
+
+    program: Program
+    config: AcceleratorConfig
+
+    def __post_init__(self) -> None:
+        for b in self.program.buffers:
+            if b.numel > self.config.max_buffer_words:
+                raise ConfigError(
+                    f"buffer {b.name!r} has {b.numel} elements but the accelerator holds at most "
+                    f"{self.config.max_buffer_words} per memory; raise max_buffer_words."
+                )
+
+    @property
+    def placements(self) -> tuple[Placement, ...]:
+        """One memory per buffer, in program order (the buffer id is the index)."""
+        out, base = [], self.mem_base
+        for i, b in enumerate(self.program.buffers):
+            out.append(Placement(b, i, base))
+            base += b.numel
+        return tuple(out)
+
+    def placement(self, name: str) -> Placement:
+        for pl in self.placements:
+            if pl.name == name:
+                return pl
+        raise KeyError(name)
+
+    def index(self, name: str) -> int:
+        """The buffer id of ``name`` in instruction words."""
+        return self.placement(name).index
+
+    @property
+    def registers(self) -> tuple[str, ...]:
+        """The state registers in host-map order (names as the Interpreter's state keys)."""
+        regs = ["step", "lr.decay"]
+        for b in self.program.buffers:
+            if b.dynamic:
+                regs += [f"scale.{b.name}.{k}" for k in ("frac", "over", "under")]
+        regs += [f"sat.{b.name}" for b in self.program.buffers if b.kind not in ("input", "label")]
+        return tuple(regs)
+
+    def register_address(self, name: str) -> int:
+        return REG_BASE + self.registers.index(name)
+
+    @property
+    def mem_base(self) -> int:
+        end = REG_BASE + len(self.registers)
+        return (end + _ALIGN) // _ALIGN * _ALIGN
+
+    @property
+    def address_bits(self) -> int:
+        """Bits of a host word address."""
+        last = self.placements[-1]
+        return max(1, (last.base + last.depth - 1).bit_length())
+
+    def bits(self) -> dict[str, int]:
+        """Bits of every on-chip memory by buffer name, plus "program" (what the program counts as
+        stored), "materialized" (compute copies this slice stores too) and "total"."""
+        out = {pl.name: pl.bits for pl in self.placements}
+        out["program"] = sum(b.bits for b in self.program.buffers)
+        out["materialized"] = sum(pl.bits for pl in self.placements if not pl.buffer.stored)
+        out["total"] = out["program"] + out["materialized"]
+        return out
+
+    def describe(self) -> str:
+        """The host map as a text table (one line per region)."""
+        lines = [f"{CTRL:#07x}  CTRL", f"{STATUS:#07x}  STATUS", f"{CYCLES:#07x}  CYCLES", f"{PC:#07x}  PC"]
+        lines += [f"{self.register_address(r):#07x}  {r}" for r in self.registers]
+        lines += [
+            f"{pl.base:#07x}  {pl.name}  {pl.depth} x {pl.width} bits  {pl.buffer.kind}  shape {pl.buffer.shape}"
+            for pl in self.placements
+        ]
+        return "\n".join(lines)
