@@ -1,7 +1,7 @@
 """Fixed-point numbers: the format, bit-exact reference ops, the rounding generator and softmax,
 and the training program with its reference interpreter."""
 
-from .compile import PrecisionConfig, compile_program
+from .compile import PrecisionConfig, PriorConfig, compile_program
 from .format import OVERFLOWS, ROUNDINGS, FixedFormat, Overflow, Rounding
 from .ops import SaturationCount, accumulate, add, matmul_exact, mul, quantize, requantize, to_float
 from .interpreter import Interpreter, isqrt
@@ -13,8 +13,10 @@ from .program import (
     Buffer,
     Contract,
     Instruction,
+    LambdaUpdate,
     Narrow,
     Operand,
+    PriorGrad,
     Program,
     Relu,
     ReluGrad,
@@ -43,9 +45,12 @@ __all__ = [
     "Contract",
     "Instruction",
     "Interpreter",
+    "LambdaUpdate",
     "Narrow",
     "Operand",
+    "PriorGrad",
     "PrecisionConfig",
+    "PriorConfig",
     "Program",
     "Relu",
     "ReluGrad",

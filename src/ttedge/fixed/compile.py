@@ -9,6 +9,7 @@ follow the backward pass, then the scale controllers run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,8 +25,10 @@ from .program import (
     Buffer,
     Contract,
     Instruction,
+    LambdaUpdate,
     Narrow,
     Operand,
+    PriorGrad,
     Program,
     Relu,
     ReluGrad,
@@ -35,7 +38,7 @@ from .program import (
     SoftmaxXentGrad,
 )
 
-__all__ = ["PrecisionConfig", "compile_program"]
+__all__ = ["PrecisionConfig", "PriorConfig", "compile_program"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class PrecisionConfig:
     beta1_shift: int = 3  # beta1 = 1 - 2**-3 = 0.875
     beta2_shift: int = 7  # beta2 = 1 - 2**-7 = 0.9921875
     eps_shift: int = 10  # eps = 2**-10, added to sqrt(v)
+    lam: FixedFormat = FixedFormat(32, 24, signed=False)  # ufx<32,8>: rank variances lambda (with a PriorConfig)
+    prec: FixedFormat = FixedFormat(24, 10, signed=False)  # ufx<24,14>: their inverses 1 / lambda
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adam"):
@@ -92,6 +97,45 @@ class PrecisionConfig:
                 raise ConfigError(f"eps_shift must lie in 0..{self.adam_v.frac} (eps a code of {self.adam_v}), got {self.eps_shift}.")
 
 
+@dataclass(frozen=True)
+class PriorConfig:
+    """The rank prior of a fixed-point program (METHOD.md section 2, gamma hyperprior only).
+
+    The penalty's gradient enters each core gradient scaled by c = ``weight`` * B, where ``weight``
+    is the float run's weight / N_train (the summed loss of one step holds B samples); lambda takes a
+    damped EM step every training step, damping 2**-``damping_shift``.
+    """
+
+    alpha: float = 1.0  # shape of the inverse-gamma hyperprior
+    beta: float = 0.1  # its scale; larger beta -> lower ranks
+    weight: float = 1e-5  # penalty weight per sample (the float config's weight / N_train)
+    damping_shift: int = 1  # EM damping s = 2**-damping_shift
+    init_lambda: float = 1.0  # every lambda's starting value
+
+    def __post_init__(self) -> None:
+        for key in ("alpha", "beta", "weight", "init_lambda"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"the fixed-point rank prior's {key} must be a positive number, got {value!r}.")
+        if not 0 <= self.damping_shift <= 16:
+            raise ConfigError(f"damping_shift must lie in 0..16 (damping 2**-k), got {self.damping_shift!r}.")
+
+
+COEF_BITS = 16  # hyperparameter constants (the penalty's c) are 16-bit codes
+
+
+def _coef_code(value: float) -> tuple[int, int]:
+    """(code, frac) of a positive constant as a 16-bit unsigned code with its top bit set."""
+    frac = COEF_BITS - 1 - math.floor(math.log2(value))
+    code = round(value * 2.0**frac)
+    if code >= 1 << COEF_BITS:  # rounding reached the next power of two
+        frac -= 1
+        code = round(value * 2.0**frac)
+    if not 0 <= frac <= 62:
+        raise ConfigError(f"the rank prior's weight {value!r} is outside what a 16-bit constant can hold; use a weight nearer 1e-5.")
+    return code, frac
+
+
 def _check_acc(width_a: int, width_b: int, length: int, acc_width: int, what: str) -> None:
     bound = (1 << (width_a - 1)) * (1 << (width_b - 1)) * length
     if bound >= 1 << (acc_width - 1):
@@ -101,8 +145,9 @@ def _check_acc(width_a: int, width_b: int, length: int, acc_width: int, what: st
         )
 
 
-def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Program:
-    """The training step of ``model`` (an MLP of TTLinear layers) for ``batch`` samples."""
+def compile_program(model: MLP, precision: PrecisionConfig, batch: int, prior: PriorConfig | None = None) -> Program:
+    """The training step of ``model`` (an MLP of TTLinear layers) for ``batch`` samples, with the
+    rank prior's gradient and EM update when ``prior`` is given."""
     layers = list(model.layers)
     if not layers or not all(isinstance(l, TTLinear) for l in layers):
         raise ConfigError("compile_program needs an MLP of TTLinear layers; dense layers have no TT program.")
@@ -187,6 +232,33 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Progr
             fwd.append(Relu(state))
         layer_inputs.append(state)
 
+    priors: list[tuple[tuple[str, str], ...]] = []
+    if prior is not None:
+        if p.lam.signed or p.prec.signed:
+            raise ConfigError(f"rank variances {p.lam} and their inverses {p.prec} are positive, so use unsigned (ufx) formats.")
+        for li, layer in enumerate(layers):
+            priors.append(tuple(
+                (buf(f"l{li}.lam{k}", (r,), p.lam, "lambda"), buf(f"l{li}.prec{k}", (r,), p.prec, "lambda"))
+                for k, r in enumerate(layer.ranks)
+            ))
+        coef, coef_frac = _coef_code(prior.weight * batch)
+
+    def prior_grad(li: int, k: int, grad: str) -> None:
+        """The penalty's gradient into core k's gradient of layer li (nothing without a prior)."""
+        if prior is None or not priors[li]:
+            return  # no prior, or a one-core layer without inner bonds
+        stored = masters.get(cores[li][k], cores[li][k])
+        width_g, width_p = buffers_by_name(stored).fmt.width, p.prec.width
+        if COEF_BITS + (width_g - 1) + (width_p + 1) > 62:
+            raise ConfigError(
+                f"the rank prior's term multiplies a 16-bit constant, {width_g}-bit core codes and {width_p + 1}-bit "
+                "precision sums, which can pass 62 bits; use a narrower precision format (fixed.prec)."
+            )
+        bonds = priors[li]
+        bwd.append(PriorGrad(stored, grad, shapes[li][k], orders[li],  # type: ignore[arg-type]
+                             bonds[k - 1][1] if k > 0 else None, bonds[k][1] if k < len(bonds) else None,
+                             coef, coef_frac))
+
     logits = layer_inputs[-1]
     err = buf(f"l{len(layers) - 1}.ey", (batch, layers[-1].out_features), p.loss_grad, "error")
     loss = [SoftmaxXentGrad(logits, labels, err, model.num_classes)]
@@ -212,6 +284,7 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Progr
                 "core_grad", e_view, s_view, Operand(grad, (step.out, step.contract)),
                 step.rows, step.contract, step.out, step.cols, p.grad_acc_width, p.rounding, "backward",
             ))
+            prior_grad(li, step.core, grad)
             sgd(core, grad, (step.out, step.contract))
             if i == 0 and li == 0:
                 continue  # the network input needs no error
@@ -225,8 +298,30 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int) -> Progr
                 step.rows, step.contract, step.out, step.cols, p.acc_width, p.rounding, "backward",
             ))
             err = new
+    if prior is not None:
+        for li, bonds in enumerate(priors):
+            for k, (lam, prec) in enumerate(bonds):
+                left, right = (masters.get(c, c) for c in cores[li][k : k + 2])
+                fg, width_g = buffers_by_name(left).fmt.frac, buffers_by_name(left).fmt.width
+                ls, rs = shapes[li][k], shapes[li][k + 1]
+                size = ls[0] * ls[1] * ls[2] + rs[1] * rs[2] * rs[3]  # D of the bond
+                den_frac = 8
+                two_beta = round(2 * prior.beta * 2.0 ** (2 * fg))
+                shift = p.lam.frac + den_frac - 2 * fg
+                largest = size * (1 << (2 * (width_g - 1))) + two_beta
+                if largest.bit_length() + max(shift, 0) > 62:
+                    raise ConfigError(
+                        f"layer {li} bond {k}: the EM update's sum of squares shifted by {shift} bits can pass 62 bits; "
+                        "use fewer fractional bits in fixed.lam."
+                    )
+                init = round(prior.init_lambda * 2.0**p.lam.frac)
+                if not 1 <= init <= p.lam.max_int:
+                    raise ConfigError(f"init_lambda {prior.init_lambda} does not fit {p.lam}; choose a value inside its range.")
+                upd.append(LambdaUpdate(left, right, ls, rs, orders[li], orders[li], lam, prec,  # type: ignore[arg-type]
+                                        two_beta, round((size + 2 + 2 * prior.alpha) * 2**den_frac), den_frac,
+                                        prior.damping_shift, init))
     scale = [ScaleControl(name, p.scale) for name in dynamic]
     return Program(
         tuple(buffers), tuple(fwd + loss + bwd + upd + scale), batch, model.num_classes, x, labels, logits,
-        p.seed, tuple(cores), tuple(orders), tuple(shapes), tuple(biases), tuple(masters.items()),
+        p.seed, tuple(cores), tuple(orders), tuple(shapes), tuple(biases), tuple(masters.items()), tuple(priors),
     )

@@ -29,7 +29,9 @@ from .program import (
     BiasGrad,
     Contract,
     Instruction,
+    LambdaUpdate,
     Narrow,
+    PriorGrad,
     Program,
     Relu,
     ReluGrad,
@@ -73,6 +75,13 @@ class Interpreter:
                     self.state[f"scale.{b.name}.{key}"] = np.array(value, np.int64)
             if b.kind not in ("input", "label"):
                 self.state[f"sat.{b.name}"] = np.zeros((), np.int64)
+        if program.priors:  # host-written: 1 while the rank prior acts (PriorGrad, LambdaUpdate)
+            self.state["prior.on"] = np.ones((), np.int64)
+        for ins in program.instructions:
+            if isinstance(ins, LambdaUpdate):
+                fl, fp = self._info[ins.lam].fmt.frac, self._info[ins.prec].fmt.frac
+                self.state[ins.lam] = np.full(self._info[ins.lam].shape, ins.init_lam, np.int64)
+                self.state[ins.prec] = np.full(self._info[ins.prec].shape, (1 << (fp + fl)) // ins.init_lam, np.int64)
         layers = list(model.layers)
         for li, layer in enumerate(layers):
             order = program.orders[li]
@@ -221,6 +230,12 @@ class Interpreter:
             self._sgd(i, ins, buffers, record)
         elif isinstance(ins, AdamUpdate):
             self._adam(i, ins, buffers, record)
+        elif isinstance(ins, PriorGrad):
+            if int(self.state["prior.on"]):
+                self._prior_grad(i, ins, buffers, record)
+        elif isinstance(ins, LambdaUpdate):
+            if int(self.state["prior.on"]):
+                self._lambda_update(ins, record)
         elif isinstance(ins, ScaleControl):
             self._scale(ins, buffers)
         else:  # pragma: no cover - the Instruction union is closed
@@ -263,6 +278,43 @@ class Interpreter:
         self.state[ins.m], self.state[ins.v] = m, v
         exact = (self.state[ins.param] << ADAM_DITHER_BITS) - u
         self._round(i, exact, fp + ADAM_DITHER_BITS, ins.param, "stochastic", buffers, record)
+
+    def _core(self, name: str, shape: tuple[int, int, int, int], order: str) -> np.ndarray:
+        """A stored core's codes in core layout (r0, m, n, r1)."""
+        return core_from_matrix(torch.from_numpy(self.state[name]), torch.Size(shape), order).numpy()  # type: ignore[arg-type]
+
+    def _prior_grad(self, i: int, ins: PriorGrad, buffers: dict[str, np.ndarray], record: bool) -> None:
+        """The recipe of :class:`PriorGrad`."""
+        r0, _, _, r1 = ins.shape
+        left = self.state[ins.left].reshape(r0, 1, 1, 1) if ins.left else np.zeros((1, 1, 1, 1), np.int64)
+        right = self.state[ins.right].reshape(1, 1, 1, r1) if ins.right else np.zeros((1, 1, 1, 1), np.int64)
+        t4 = ins.coef * self._core(ins.core, ins.shape, ins.order) * (left + right)  # (r0, m, n, r1)
+        t = core_matrix(torch.from_numpy(t4), ins.order).numpy()  # type: ignore[arg-type]
+        fp = self._info[ins.left or ins.right].fmt.frac  # type: ignore[index]
+        f, fg = ins.coef_frac + self._info[ins.core].fmt.frac + fp, self.frac(ins.grad)
+        u, _ = requantize(t, f, FixedFormat(48, fg)) if f >= fg else requantize(t, 0, FixedFormat(48, fg - f))
+        self._round(i, buffers[ins.grad] + u, fg, ins.grad, "nearest", buffers, record)
+
+    def _lambda_update(self, ins: LambdaUpdate, record: bool) -> None:
+        """The recipe of :class:`LambdaUpdate`."""
+        left = self._core(ins.left, ins.left_shape, ins.left_order)
+        right = self._core(ins.right, ins.right_shape, ins.right_order)
+        m = (left * left).sum(axis=(0, 1, 2)) + (right * right).sum(axis=(1, 2, 3))  # (r,), frac 2 fG
+        lam_fmt, prec_fmt = self._info[ins.lam].fmt, self._info[ins.prec].fmt
+        s = lam_fmt.frac + ins.den_frac - 2 * self._info[ins.left].fmt.frac
+        num = m + ins.two_beta
+        target = (num << s) // ins.den if s >= 0 else num // (ins.den << -s)
+        lam = self.state[ins.lam]
+        k = ins.damping_shift
+        step = target - lam if k == 0 else (target - lam + (1 << (k - 1))) >> k
+        new = lam + step
+        lam = np.clip(new, 1, lam_fmt.max_int)
+        inverse = (1 << (prec_fmt.frac + lam_fmt.frac)) // lam
+        prec = np.minimum(inverse, prec_fmt.max_int)
+        if record:
+            self.state[f"sat.{ins.lam}"] = self.state[f"sat.{ins.lam}"] + int((lam != new).sum())
+            self.state[f"sat.{ins.prec}"] = self.state[f"sat.{ins.prec}"] + int((inverse != prec).sum())
+        self.state[ins.lam], self.state[ins.prec] = lam, prec
 
     def _scale(self, ins: ScaleControl, buffers: dict[str, np.ndarray]) -> None:
         key = f"scale.{ins.buffer}."

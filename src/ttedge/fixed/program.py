@@ -24,9 +24,16 @@ every read of a step because the master only changes in the update phase and the
 depends on (seed, stream, step, index) alone. So its ``Buffer.bits`` is 0 and the memory account
 counts the master only.
 
+Rank prior (METHOD.md section 2, gamma hyperprior): with a prior, each inner bond k of a layer
+has two buffers of kind "lambda", its variances ``l<i>.lam<k>`` and their inverses ``l<i>.prec<k>``
+(one code per rank index). A :class:`PriorGrad` after each core gradient adds the MAP penalty's
+gradient, and a :class:`LambdaUpdate` per bond after the weight updates takes the damped EM step.
+Both act only while the host-written register ``prior.on`` is 1 (the host's schedule: warm-up,
+then the prior, then fine-tuning without it); pruning rank indices is a host action between steps
+that compiles a smaller program (``ttedge.fixed.prune``).
+
 Phases, in program order: "forward", "loss", "backward", "update", "scale". Evaluation runs the
-forward phase alone. Extension point for a later slice: a ``PriorGrad`` adding lambda-weighted core
-terms into the core gradients before the update (buffers of kind "lambda").
+forward phase alone.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ __all__ = [
     "SgdUpdate",
     "AdamUpdate",
     "Narrow",
+    "PriorGrad",
+    "LambdaUpdate",
     "ScaleRule",
     "ScaleControl",
     "Instruction",
@@ -332,6 +341,96 @@ class Narrow:
 
 
 @dataclass(frozen=True)
+class PriorGrad:
+    """g += c * G * (prec_left[a] + prec_right[b]), the gradient of the rank prior's penalty.
+
+    For core G of shape (r0, m, n, r1) (stored in the (out, contract) matrix of ``order``, see
+    ``ttedge.tt.apply.core_matrix``), the entry G[a, i, j, b] belongs to bond k-1 through its first
+    index a and to bond k through its last index b; ``left`` / ``right`` are those bonds' precision
+    buffers (1 / lambda; None at the layer's first / last core). With codes G (frac fG, the stored
+    core: the master where there is one), P (frac fP, the precisions), g (frac fg, dynamic) and the
+    16-bit constant c (frac ``coef_frac``; c = weight * B / N_train, the penalty's share of one
+    step's summed loss)::
+
+        T = coef * G * (P_left[a] + P_right[b])    # exact, frac F = coef_frac + fG + fP; |T| < 2**62
+        U = clamp_48(rnd(T, F - fg))               # at g's frac: nearest, round half up (an exact left
+                                                   # shift if fg > F), clamped to signed 48 bits
+        g = sat_g(g + U)
+
+    A missing bond contributes 0. Skipped while ``prior.on`` is 0.
+    """
+
+    core: str
+    grad: str
+    shape: tuple[int, int, int, int]  # (r0, m, n, r1) of the core
+    order: Literal["rtl", "ltr"]  # the layout of the core's and the gradient's matrices
+    left: str | None
+    right: str | None
+    coef: int  # code of c, < 2**16
+    coef_frac: int
+    phase: Phase = "backward"
+
+    @property
+    def macs(self) -> int:
+        return 0  # two multiplies per element in the update path, outside the MAC array
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.core, self.grad) + tuple(b for b in (self.left, self.right) if b is not None)
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return (self.grad,)
+
+
+@dataclass(frozen=True)
+class LambdaUpdate:
+    """The damped EM step of one bond's variances under the gamma hyperprior, and their inverses.
+
+    The bond joins cores L (r0, m, n, r) and R (r, m', n', r1) (stored codes at frac fG, in their
+    matrix layouts ``left_order`` / ``right_order``). Per rank index t, with lambda codes at frac fL
+    and precision codes at frac fP::
+
+        M[t]  = sum L[..., t]**2 + sum R[t, ...]**2                # exact, frac 2 fG
+        X[t]  = floor((M[t] + two_beta) * 2**s / den)               # lambda* = (M + 2 beta) / (D + 2 + 2 alpha)
+        lam   = clamp(lam + rnd(X - lam, damping_shift), 1, MAX)    # lambda <- (1 - s) lambda + s lambda*
+        prec  = min(floor(2**(fP + fL) / lam), MAX_P)               # 1 / lambda
+
+    with ``two_beta`` = 2 beta at frac 2 fG, ``den`` = D + 2 + 2 alpha at frac ``den_frac``, s = fL +
+    den_frac - 2 fG (for s < 0 the floor is of (M + two_beta) / (den << -s)), ``rnd`` round half up
+    ((x + 2**(k-1)) >> k, x itself for k = 0) and damping s = 2**-damping_shift. Clamping and
+    saturation count in ``sat.<lam>`` / ``sat.<prec>``. Skipped while ``prior.on`` is 0.
+    """
+
+    left: str
+    right: str
+    left_shape: tuple[int, int, int, int]
+    right_shape: tuple[int, int, int, int]
+    left_order: Literal["rtl", "ltr"]
+    right_order: Literal["rtl", "ltr"]
+    lam: str
+    prec: str
+    two_beta: int
+    den: int
+    den_frac: int
+    damping_shift: int
+    init_lam: int  # the lambda code a fresh state starts from (prec starts at 2**(fP + fL) // init_lam)
+    phase: Phase = "update"
+
+    @property
+    def macs(self) -> int:
+        return 0  # sums of squares and two divisions per rank index, outside the MAC array
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return (self.left, self.right, self.lam)
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return (self.lam, self.prec)
+
+
+@dataclass(frozen=True)
 class ScaleRule:
     """The hysteresis controller of a dynamic buffer's frac; all thresholds are integers.
 
@@ -395,7 +494,8 @@ class ScaleControl:
 
 
 Instruction = Union[
-    Contract, BiasAdd, BiasGrad, Relu, ReluGrad, SoftmaxXentGrad, SgdUpdate, AdamUpdate, Narrow, ScaleControl
+    Contract, BiasAdd, BiasGrad, Relu, ReluGrad, SoftmaxXentGrad, SgdUpdate, AdamUpdate, Narrow, PriorGrad,
+    LambdaUpdate, ScaleControl,
 ]
 
 
@@ -423,6 +523,7 @@ class Program:
     core_shapes: tuple[tuple[tuple[int, int, int, int], ...], ...]  # per layer, (r0, m, n, r1) of each core
     biases: tuple[str | None, ...]  # per layer
     masters: tuple[tuple[str, str], ...] = ()  # (compute copy, its master) per core with a master copy
+    priors: tuple[tuple[tuple[str, str], ...], ...] = ()  # per layer, per inner bond: (lambda, precision) buffers; () without a prior
 
     def stored_name(self, core: str) -> str:
         """The buffer that holds ``core``'s state: its master if it has one, else itself."""

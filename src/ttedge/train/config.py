@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +118,8 @@ def _precision_default(name: str, **metadata: Any) -> Any:
     return field(default_factory=default, metadata=metadata)
 
 
-_FORMATS = ("core", "bias", "input", "activation", "error", "gradient", "loss_grad", "velocity", "adam_m", "adam_v")
+_FORMATS = ("core", "bias", "input", "activation", "error", "gradient", "loss_grad", "velocity", "adam_m", "adam_v",
+            "lam", "prec")
 
 
 @dataclass
@@ -157,6 +160,8 @@ class FixedConfig:
     beta1_shift: int = _precision_default("beta1_shift", min=1)  # Adam beta1 = 1 - 2**-beta1_shift
     beta2_shift: int = _precision_default("beta2_shift", min=1)  # Adam beta2 = 1 - 2**-beta2_shift
     eps_shift: int = _precision_default("eps_shift", min=0)  # Adam eps = 2**-eps_shift, added to sqrt(v)
+    lam: str = _precision_default("lam")  # rank variances lambda, unsigned (with [bayes] enabled)
+    prec: str = _precision_default("prec")  # their inverses 1 / lambda, unsigned (with [bayes] enabled)
     calibrate_rounds: int = at_least(16, 0)  # passes setting the dynamic scales on the first batch; 0: none
     lr_decay_epochs: list[int] = field(default_factory=list)  # after each listed epoch the learning rate halves
 
@@ -215,4 +220,22 @@ class RunConfig:
         if self.fixed.enabled and self.model.layer != "tt":
             raise ConfigError('fixed-point training compiles TT layers only; set model.layer = "tt" or fixed.enabled = false.')
         if self.fixed.enabled and self.bayes.enabled:
-            raise ConfigError("rank-adaptive training is not available in fixed point yet; set bayes.enabled = false or fixed.enabled = false.")
+            b = self.bayes
+            if b.prior != "gamma":
+                raise ConfigError(f'fixed-point rank adaptation runs the gamma prior only, got {b.prior!r}; set bayes.prior = "gamma".')
+            if b.em_every != 1:
+                raise ConfigError("fixed-point rank adaptation updates lambda every step; set bayes.em_every = 1.")
+            if b.threshold:
+                raise ConfigError("fixed-point pruning uses bayes.threshold_factor times the prior's threshold; set bayes.threshold = 0.")
+            if math.log2(b.damping) != round(math.log2(b.damping)):
+                raise ConfigError(f"fixed-point EM damping is a power of two, got bayes.damping = {b.damping}; use 1, 0.5, 0.25, ...")
+
+    def fixed_prior(self, n_train: int) -> Any:
+        """The ``ttedge.fixed.PriorConfig`` of this run's [bayes] section (None when it is off)."""
+        if not self.bayes.enabled:
+            return None
+        from ..fixed import PriorConfig
+
+        b = self.bayes
+        return PriorConfig(alpha=b.alpha, beta=b.beta, weight=b.weight / n_train,
+                           damping_shift=round(-math.log2(b.damping)), init_lambda=b.init_lambda)

@@ -30,12 +30,16 @@ import torch
 from ..config import save_config, to_toml
 from ..data import NUM_CLASSES
 from ..errors import ConfigError
+from ..bayes import truncate
 from ..fixed import Interpreter, compile_program
-from ..models import build_model
+from ..fixed.prune import bond_lambdas, prune_program
+from ..models import MLP, build_model
 from .checkpoint import save_checkpoint
 from .config import RunConfig
-from .loop import (CHECKPOINT, CONFIG, Callback, RunResult, close_epoch, load_split, new_run_state, record_step,
-                   resume_checkpoint, shuffle, write_results)
+from .loop import (CHECKPOINT, CONFIG, RANKS_PLOT, Callback, RunResult, close_epoch, load_split, new_run_state,
+                   record_step, resume_checkpoint, shuffle, write_results)
+from .plots import plot_ranks
+from .rank_adapt import prior_active, prune_scheduled
 
 __all__ = ["MODE", "train_fixed", "quantize_inputs"]
 
@@ -70,6 +74,24 @@ def evaluate_fixed(interp: Interpreter, codes: np.ndarray, labels: np.ndarray) -
     return loss / len(labels), correct / len(labels)
 
 
+def _shrink_to(model: MLP, ranks: list[list[int]]) -> None:
+    """Cut the model's TT layers to ``ranks`` (first indices kept; a checkpoint's state follows)."""
+    for layer, layer_ranks in zip(model.layers, ranks):
+        for bond, r in enumerate(layer_ranks):
+            if r < layer.ranks[bond]:
+                truncate(layer, bond, list(range(r)))  # type: ignore[arg-type]
+
+
+def _ranks_log(interp: Interpreter, pruned: int) -> dict[str, Any]:
+    """The epoch's rank log, keyed by layer name as the float loop's (``ttedge ranks`` reads it)."""
+    lambdas = bond_lambdas(interp)
+    return {
+        "ranks": {f"layers.{li}": [len(lam) for lam in layer] for li, layer in enumerate(lambdas)},
+        "pruned": pruned,
+        "lambdas": {f"layers.{li}": [sorted(lam.tolist(), reverse=True) for lam in layer] for li, layer in enumerate(lambdas)},
+    }
+
+
 def _state_tensors(interp: Interpreter) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.asarray(v, np.int64)) for k, v in interp.state_dict().items()}
 
@@ -93,10 +115,13 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
         )
     total = tc.epochs * steps_per_epoch
     model = build_model(cfg.model, x_train.shape[1], NUM_CLASSES, seed=tc.seed)
-    program = compile_program(model, fc.precision(), batch)
-    interp = Interpreter(program, model)
+    precision, prior = fc.precision(), cfg.fixed_prior(len(x_train))
     config_text = to_toml(cfg)
     ckpt = resume_checkpoint(run_dir, config_text) if resume else None
+    if ckpt is not None and ckpt.get("ranks"):
+        _shrink_to(model, ckpt["ranks"])  # ranks pruned before the checkpoint; its state fills the cores
+    program = compile_program(model, precision, batch, prior)
+    interp = Interpreter(program, model)
     # The integer matmuls run in float64 BLAS (exact), whose threads torch.set_num_threads does not
     # reach; threadpoolctl (a scikit-learn dependency) limits them.
     limits: Any = nullcontext()
@@ -121,7 +146,8 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
                 interp.calibrate(codes[first], labels[first], rounds=fc.calibrate_rounds)
 
         def checkpoint() -> None:
-            save_checkpoint(run_dir / CHECKPOINT, {"config": config_text, "fixed_state": _state_tensors(interp), **state})
+            save_checkpoint(run_dir / CHECKPOINT, {"config": config_text, "fixed_state": _state_tensors(interp),
+                                                   "ranks": [list(layer.ranks) for layer in model.layers], **state})
 
         extra = {"precision": fc.precision_strings(), "optimizer": fc.optimizer, "lr": 2.0 ** -fc.lr_shift,
                  "momentum_shift": fc.momentum_shift,
@@ -134,6 +160,8 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
             order = shuffle(len(codes), tc.seed, epoch).numpy()
             # The host's learning-rate schedule: one more right shift after each listed epoch.
             interp.state["lr.decay"] = np.array(sum(e <= epoch for e in fc.lr_decay_epochs), np.int64)
+            if prior is not None:  # the host's prior schedule: on from the warm-up to end_epoch
+                interp.state["prior.on"] = np.array(int(prior_active(cfg.bayes, epoch * steps_per_epoch, steps_per_epoch)), np.int64)
             t0 = time.perf_counter()
             for i in range(state["step_in_epoch"], steps_per_epoch):
                 step = epoch * steps_per_epoch + i
@@ -146,16 +174,25 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
                 if tc.checkpoint_every and (step + 1) % tc.checkpoint_every == 0 and i + 1 < steps_per_epoch:
                     checkpoint()
                 emit("step", {"step": step + 1, "loss": loss / batch})
+            ranks_log: dict[str, Any] = {}
+            if prior is not None:
+                pruned = 0
+                if prune_scheduled(cfg.bayes, epoch + 1):
+                    result = prune_program(interp, model, precision, prior, cfg.bayes.threshold_factor)
+                    interp, model, program, pruned = result.interpreter, result.model, result.interpreter.program, result.num_removed
+                ranks_log = _ranks_log(interp, pruned)
             test_loss, test_acc = evaluate_fixed(interp, test_codes, test_labels)
             saturated = sum(int(v) for k, v in interp.state.items() if k.startswith("sat."))
             metrics = close_epoch(state, steps_per_epoch, test_loss, test_acc,
                                   lr=2.0 ** -(fc.lr_shift + int(interp.state["lr.decay"])),
                                   saturated_codes=saturated,  # codes clamped at a format's rail so far, all buffers
-                                  parameters=sum(p.numel() for p in model.parameters()))
+                                  parameters=sum(p.numel() for p in model.parameters()), **ranks_log)
             checkpoint()
             interp.to_model(model)
             write_results(run_dir, cfg, model, state["epochs"], plot=False, mode=MODE, extra=extra)
             emit("epoch", metrics)
     interp.to_model(model)
     summary = write_results(run_dir, cfg, model, state["epochs"], plot=True, mode=MODE, extra=extra)
+    if prior is not None:
+        plot_ranks(state["epochs"], run_dir / RANKS_PLOT, title=f"{cfg.name}: gamma prior, fixed point")
     return RunResult(run_dir, model, state["epochs"], summary, interp)

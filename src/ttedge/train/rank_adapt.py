@@ -17,7 +17,20 @@ from ..bayes import BayesianTT, attach, make_prior, prune_model
 from ..tt import TTLinear
 from .config import BayesConfig
 
-__all__ = ["RankAdapter", "core_shapes_of", "resize_cores"]
+__all__ = ["RankAdapter", "core_shapes_of", "resize_cores", "prune_scheduled", "prior_active"]
+
+
+def prior_active(cfg: BayesConfig, step: int, steps_per_epoch: int) -> bool:
+    """Whether the penalty and EM updates apply at global ``step`` (0-based): after the warm-up
+    epochs, up to the end of ``end_epoch`` if set."""
+    started = step >= cfg.warmup_epochs * steps_per_epoch
+    return started and not (cfg.end_epoch and step >= cfg.end_epoch * steps_per_epoch)
+
+
+def prune_scheduled(cfg: BayesConfig, epoch: int) -> bool:
+    """Whether rank indices are cut at the end of ``epoch`` (1-based)."""
+    scheduled = (epoch in cfg.prune_epochs) if cfg.prune_epochs else epoch > cfg.warmup_epochs
+    return scheduled and not (cfg.end_epoch and epoch > cfg.end_epoch)
 
 
 def core_shapes_of(model: nn.Module) -> dict[str, list[list[int]]]:
@@ -45,8 +58,7 @@ class RankAdapter:
 
     def active(self, step: int) -> bool:
         """Whether the penalty and EM updates apply at global ``step`` (0-based)."""
-        started = step >= self.cfg.warmup_epochs * self.steps_per_epoch
-        return started and not (self.cfg.end_epoch and step >= self.cfg.end_epoch * self.steps_per_epoch)
+        return prior_active(self.cfg, step, self.steps_per_epoch)
 
     def penalty(self, model: nn.Module, step: int) -> torch.Tensor | None:
         """The term to add to the mean loss at ``step``, or None during warm-up."""
@@ -61,10 +73,8 @@ class RankAdapter:
 
     def end_epoch(self, model: nn.Module, epoch: int, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
         """Prune if ``epoch`` (1-based) is scheduled; returns the epoch's rank log."""
-        scheduled = (epoch in self.cfg.prune_epochs) if self.cfg.prune_epochs else epoch > self.cfg.warmup_epochs
-        scheduled = scheduled and not (self.cfg.end_epoch and epoch > self.cfg.end_epoch)
         removed = 0
-        if scheduled:
+        if prune_scheduled(self.cfg, epoch):
             threshold = self.cfg.threshold or None
             report = prune_model(model, self.priors, threshold, optimizer, factor=self.cfg.threshold_factor)
             removed = report.num_removed
