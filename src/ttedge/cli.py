@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import load_config
-from .errors import TTEdgeError
+from .errors import ConfigError, TTEdgeError
 from .train.config import RunConfig
 
 __all__ = ["main"]
@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="Extra --section.key=value arguments override the config, e.g. --memory.batch_size=64.")
     m.add_argument("--config", help="TOML config file")
     m.add_argument("--json", action="store_true", help="print the account as JSON instead of a table")
+    m.add_argument("--plot", metavar="PNG", help="also draw the fixed-point step's breakdown against the dense baseline")
     r = sub.add_parser("ranks", allow_abbrev=False, help="ranks, parameters, memory and accuracy of a run, before and after pruning")
     r.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished or interrupted training run")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -106,6 +107,13 @@ def _cmd_memory(args: argparse.Namespace, overrides: list[str]) -> int:
     table = account_for_config(cfg)  # the fixed-point program's account when [fixed] is enabled
     text = format_fixed_table(table) if cfg.fixed.enabled else format_table(table)
     print(json.dumps(table, indent=2) if args.json else text)
+    if args.plot:
+        if not cfg.fixed.enabled:
+            raise ConfigError("--plot draws a fixed-point training step; use a config with [fixed] enabled = true.")
+        from .train.plots import plot_memory
+
+        plot_memory(table, args.plot, title=f"{cfg.name}: training-step memory")
+        print(f"plot: {args.plot}")
     return 0
 
 

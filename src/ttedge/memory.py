@@ -182,6 +182,8 @@ def fixed_step_bits(program: Program) -> dict[str, int]:
         "accumulators": program.accumulator_bits,
     }
     out["total"] = sum(out.values())
+    # With storage reused between working buffers whose lifetimes do not overlap (Program.lifetimes):
+    out["total_shared"] = out["cores"] + out["biases"] + out["optimizer"] + program.peak_working_bits() + out["accumulators"]
     return out
 
 
@@ -218,6 +220,7 @@ def compare_fixed(cfg: Any) -> dict[str, Any]:
         "dense_bits": dense,
         "parameter_ratio": dense["parameters"] / fixed_params,
         "step_ratio": dense["total"] / fixed["total"],
+        "step_ratio_shared": dense["total"] / fixed["total_shared"],
     }
 
 
@@ -235,6 +238,7 @@ def format_fixed_table(table: dict[str, Any]) -> str:
         ("errors", f["errors"], None),
         ("accumulators (largest contraction)", f["accumulators"], None),
         ("total", f["total"], d["total"]),
+        ("total, working buffers sharing storage by lifetime", f["total_shared"], d["total"]),
     ]
     lines = [
         f"Fixed-point training-step memory at batch {table['batch_size']} (cores {p['core']}"
@@ -252,5 +256,6 @@ def format_fixed_table(table: dict[str, Any]) -> str:
         dense_human = "-" if theirs is None else _human(theirs)
         lines.append(f"| {kind} | {mine:,} | {_human(mine)} | {dense_bits} | {dense_human} | {ratio} |")
     lines += ["", f"Parameter-only ratio {table['parameter_ratio']:.1f}x; whole-step ratio {table['step_ratio']:.1f}x "
-              "(the fixed-point side counts every buffer whole, errors and accumulators included)."]
+              "(the fixed-point side counts every buffer whole, errors and accumulators included), "
+              f"{table['step_ratio_shared']:.1f}x when activations, errors and gradients share storage by lifetime."]
     return "\n".join(lines)

@@ -95,7 +95,17 @@ def test_memory_account_counts_the_programs_buffers(configs_dir: Path, capsys: p
     shipped = load_config(RunConfig, configs_dir / "mnist_tt_fixed.toml").fixed.precision()  # with momentum
     momentum_bits = fixed_step_bits(compile_program(model, shipped, 1))["optimizer"]
     assert momentum_bits == (cores + biases) * shipped.velocity.width
-    assert bits["total"] == sum(v for k, v in bits.items() if k != "total")
+    assert bits["total"] == sum(v for k, v in bits.items() if k not in ("total", "total_shared"))
+    # Buffer reuse by lifetime: at every instruction, the working buffers alive then (brute force).
+    program = compile_program(model, precision, 1)
+    spans = program.lifetimes()
+    working = {b.name: b.bits for b in program.buffers if b.kind in ("activation", "error", "gradient", "input", "label")}
+    assert spans.keys() == working.keys() and spans["x"][0] == -1
+    assert spans["x"][1] == max(i for i, ins in enumerate(program.instructions) if "x" in ins.reads)
+    live = [sum(working[n] for n, (a, b) in spans.items() if a <= t <= b) for t in range(-1, len(program.instructions))]
+    assert program.peak_working_bits() == max(live) < sum(working.values())
+    state = bits["cores"] + bits["biases"] + bits["optimizer"] + bits["accumulators"]
+    assert bits["total_shared"] == state + max(live) < bits["total"]
     table = compare_fixed(cfg)
     assert table["dense_bits"]["parameters"] == 407_050 * 32
     assert table["parameter_ratio"] == 407_050 * 32 / (bits["cores"] + bits["biases"])
@@ -103,6 +113,15 @@ def test_memory_account_counts_the_programs_buffers(configs_dir: Path, capsys: p
     assert main(["memory", "--config", str(configs_dir / "mnist_tt_fixed.toml"), "--fixed.momentum_shift=0"]) == 0
     out = capsys.readouterr().out
     assert f"| parameters: cores | {cores * 8:,} |" in out and "Parameter-only ratio" in out
+
+
+def test_memory_plot_is_drawn_for_fixed_configs_only(tmp_path: Path, configs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "memory.png"
+    assert main(["memory", "--config", str(configs_dir / "mnist_tt_fixed.toml"), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in capsys.readouterr().out
+    assert main(["memory", "--config", str(configs_dir / "mnist_tt.toml"), "--plot", str(tmp_path / "no.png")]) == 2
+    assert "--plot draws a fixed-point training step" in capsys.readouterr().err
+    assert not (tmp_path / "no.png").exists()
 
 
 def test_adam_with_master_copies_resumes_bit_identically(tmp_path: Path, killed_and_resumed: Callable[[RunConfig, int], Any]) -> None:

@@ -560,6 +560,37 @@ class Program:
         sizes = [_numel(i.out.view) * i.acc_width for i in self.instructions if isinstance(i, Contract)]
         return max(sizes, default=0)
 
+    def lifetimes(self) -> dict[str, tuple[int, int]]:
+        """(first, last) instruction positions between which each working buffer must be held.
+
+        Working buffers are the per-step ones (activations, errors, gradients, the input and labels,
+        which are loaded before instruction 0, hence first = -1); state (cores, biases, optimizer
+        buffers, lambdas) lives across steps and is not listed. ``last`` is the last instruction that
+        reads or writes the buffer, ScaleControl excepted: its max |code| can be taken by the
+        buffer's last writer as it writes (a register per buffer), so the controller needs no copy.
+        """
+        state = ("core", "bias", "optimizer", "lambda", "compute")
+        spans: dict[str, tuple[int, int]] = {}
+        for b in self.buffers:
+            if b.kind in ("input", "label"):
+                spans[b.name] = (-1, -1)
+        for i, ins in enumerate(self.instructions):
+            if isinstance(ins, ScaleControl):
+                continue
+            for name in (*ins.reads, *ins.writes):
+                if self.buffer(name).kind in state:
+                    continue
+                first, _ = spans.get(name, (i, i))
+                spans[name] = (first, i)
+        return spans
+
+    def peak_working_bits(self) -> int:
+        """The most bits of working buffers alive at once (see :meth:`lifetimes`): what the step
+        needs for them when storage is reused between buffers whose lifetimes do not overlap."""
+        spans = self.lifetimes()
+        events = sorted({first for first, _ in spans.values()})
+        return max((sum(self.buffer(n).bits for n, (a, b) in spans.items() if a <= t <= b) for t in events), default=0)
+
     def bits_by_kind(self) -> dict[str, int]:
         """Stored bits of every buffer, summed per kind, and the total (no buffer sharing yet;
         compute copies count 0 bits, as they are derived on the fly)."""
