@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 
 from ttedge.errors import ConfigError
 from ttedge.fixed.interpreter import isqrt
-from ttedge.hw.arith import Divider, ISqrt, divider_cycles, isqrt_cycles
+from ttedge.hw.arith import Divider, FloorDivider, ISqrt, divider_cycles, isqrt_cycles
 
 
 def _bits(rng: np.random.Generator, width: int) -> int:
@@ -19,7 +19,7 @@ def _bits(rng: np.random.Generator, width: int) -> int:
     return int.from_bytes(rng.bytes(16), "little") >> (128 - bits) if bits else 0
 
 
-def _run(dut: Divider | ISqrt, operands: list[dict[str, int]], outputs: tuple[str, ...]) -> tuple[list, list[int]]:
+def _run(dut: Divider | FloorDivider | ISqrt, operands: list[dict[str, int]], outputs: tuple[str, ...]) -> tuple[list, list[int]]:
     """Start one operation per operand set, back to back; return the results and start-to-done edges."""
     results: list[tuple[int, ...]] = []
     latencies: list[int] = []
@@ -93,6 +93,30 @@ def test_divider_softmax_case() -> None:
     assert got == [(n // d,) for n, d in pairs]
 
 
+@pytest.mark.parametrize("num_width, den_width, quotient_width, count", [(40, 20, None, 120), (4, 3, None, 0), (24, 8, 12, 80)])
+def test_floor_divider_matches_python_floor_division(num_width: int, den_width: int, quotient_width: int | None,
+                                                     count: int) -> None:
+    """Adam's U = floor(M * 2**e / D): a signed numerator, Python's // and % semantics."""
+    rng = np.random.default_rng(num_width)
+    lo, hi = -(1 << (num_width - 1)), (1 << (num_width - 1)) - 1
+    q_bits = num_width - 1 if quotient_width is None else quotient_width
+    if num_width <= 4:
+        pairs = [(n, d) for n in range(lo, hi + 1) for d in range(1, 1 << den_width)]
+    else:
+        d_max = (1 << den_width) - 1
+        pairs = [(lo, 1 << (num_width - 1 - q_bits)), (hi, 1 << (num_width - 1 - q_bits)), (lo, d_max), (hi, d_max),
+                 (-1, 1), (-1, d_max), (0, 1), (-d_max, d_max), (-d_max - 1, d_max), (-d_max + 1, d_max)]
+        while len(pairs) < count:
+            d = max(_bits(rng, den_width), 1)
+            n = _bits(rng, num_width - 1) * (1 if rng.random() < 0.5 else -1)
+            pairs.append((n, d))
+        pairs = [(n, d) for n, d in pairs if d < 1 << den_width and -(1 << q_bits) <= n // d < (1 << q_bits)]
+    dut = FloorDivider(num_width, den_width, quotient_width)
+    got, edges = _run(dut, [{"num": n, "den": d} for n, d in pairs], ("quotient", "remainder"))
+    assert got == [(n // d, n % d) for n, d in pairs]
+    assert set(edges) == {dut.cycles()} == {q_bits + 1}
+
+
 @pytest.mark.parametrize("width, count", [(53, 150), (8, 0), (1, 0), (7, 0), (64, 60)])
 def test_isqrt_matches_reference(width: int, count: int) -> None:
     rng = np.random.default_rng(width)
@@ -113,7 +137,16 @@ def test_isqrt_matches_reference(width: int, count: int) -> None:
 
 
 def test_refusals() -> None:
+    with pytest.raises(ConfigError, match="a signed numerator needs at least 2 bits, got 1"):
+        FloorDivider(1, 4)
     with pytest.raises(ConfigError, match="the quotient width \\(9 bits\\) exceeds the numerator width \\(8 bits\\)"):
         Divider(8, 4, 9)
     with pytest.raises(ConfigError, match="the radicand width must be a positive number of bits, got 0"):
         ISqrt(0)
+
+
+def test_units_convert_to_rtlil() -> None:
+    from amaranth.back import rtlil
+
+    for dut in (Divider(51, 24, 31), FloorDivider(40, 20), ISqrt(53)):
+        assert "module" in rtlil.convert(dut)

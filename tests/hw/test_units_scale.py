@@ -137,3 +137,10 @@ def test_max_abs_streams(width: int) -> None:
             current = max(current, min(abs(code), hi))
         expected.append(current)
     assert got == expected
+
+
+def test_units_convert_to_rtlil() -> None:
+    from amaranth.back import rtlil
+
+    for dut in (ScaleUnit(16, ScaleRule()), MaxAbs(16)):
+        assert "module" in rtlil.convert(dut)

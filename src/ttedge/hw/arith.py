@@ -19,6 +19,15 @@ fits), and the unit skips the leading bits whose quotient bits are known to be z
 divides e * 2**30 by S >= e, whose quotient is at most 2**30, in 31 steps instead of 51.
 Cycles: quotient_width + 1. A zero ``den`` gives an all-ones quotient (unspecified remainder).
 
+``FloorDivider(num_width, den_width, quotient_width=num_width - 1)``: the same with a signed
+numerator (``num``: In(signed(num_width))) and Python's floor semantics, as the Adam update's
+U = floor(M * 2**e / D) needs (M is signed): ``quotient`` = num // den (Out(signed(quotient_width +
+1))), ``remainder`` = num % den (0 <= remainder < den). For num < 0 it divides ~num = -num - 1
+(num_width - 1 bits, never negative) and returns ~q' = -q' - 1 and den - 1 - r', which is exactly
+floor(num / den): two rows of inverters around a ``Divider(num_width - 1, den_width,
+quotient_width)``. Same handshake and cycles (quotient_width + 1); den must be nonzero, and with a
+narrow quotient |num // den| < 2**quotient_width (for num < 0: ~num < den * 2**quotient_width).
+
 ``ISqrt(width)``: ``root = floor(sqrt(n))`` (``Out(ceil(width / 2))``) of ``n``: In(width), digit
 by digit in base 2 (two radicand bits per step), equal to ``ttedge.fixed.interpreter.isqrt``.
 Cycles: ceil(width / 2) + 1.
@@ -30,13 +39,13 @@ result bit. The datapath registers have no reset; ``busy`` and ``done`` reset to
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..errors import ConfigError
 
-__all__ = ["Divider", "ISqrt", "divider_cycles", "isqrt_cycles"]
+__all__ = ["Divider", "FloorDivider", "ISqrt", "divider_cycles", "isqrt_cycles"]
 
 
 def _check_positive(name: str, value: object) -> int:
@@ -112,6 +121,53 @@ class Divider(wiring.Component):
                 count.eq(q_bits),
                 self.busy.eq(1),
             ]
+        return m
+
+
+class FloorDivider(wiring.Component):
+    """Signed-numerator floor division (Python ``//`` and ``%``) around a ``Divider`` (module docstring)."""
+
+    def __init__(self, num_width: int, den_width: int, quotient_width: int | None = None) -> None:
+        if not isinstance(num_width, int) or isinstance(num_width, bool) or num_width < 2:
+            raise ConfigError(
+                f"a signed numerator needs at least 2 bits, got {num_width!r}; pass the numerator's width with its sign."
+            )
+        self.divider = Divider(num_width - 1, den_width, quotient_width)
+        self.num_width, self.den_width = num_width, den_width
+        self.quotient_width = self.divider.quotient_width
+        super().__init__(
+            {
+                "start": In(1),
+                "num": In(signed(num_width)),
+                "den": In(den_width),
+                "busy": Out(1),
+                "done": Out(1),
+                "quotient": Out(signed(self.quotient_width + 1)),
+                "remainder": Out(den_width),
+            }
+        )
+
+    def cycles(self) -> int:
+        """Clock edges from the edge that takes ``start`` to the cycle where ``done`` is high."""
+        return self.divider.cycles()
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.divider = divider = self.divider
+        negative = Signal(reset_less=True)
+        den = Signal(self.den_width, reset_less=True)
+        with m.If(self.start & ~divider.busy):
+            m.d.sync += [negative.eq(self.num < 0), den.eq(self.den)]
+        magnitude = Mux(self.num < 0, ~self.num, self.num)  # -num - 1 when negative: num_width - 1 bits
+        m.d.comb += [
+            divider.start.eq(self.start),
+            divider.num.eq(magnitude[: self.num_width - 1]),
+            divider.den.eq(self.den),
+            self.busy.eq(divider.busy),
+            self.done.eq(divider.done),
+            self.quotient.eq(Mux(negative, ~Cat(divider.quotient, Const(0, 1)).as_signed(), divider.quotient)),
+            self.remainder.eq(Mux(negative, den - 1 - divider.remainder, divider.remainder)),
+        ]
         return m
 
 
