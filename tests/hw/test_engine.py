@@ -15,7 +15,7 @@ from ttedge.fixed.program import Operand
 from ttedge.hw.config import AcceleratorConfig
 from ttedge.hw.cycles import contract_cycles
 from ttedge.hw.engine import ContractionEngine
-from ttedge.hw.isa import FIELDS, Op, ProgramImage, contract_fields
+from ttedge.hw.isa import Op, ProgramImage, contract_fields
 
 
 def reference(ins: Contract, a: np.ndarray, b: np.ndarray) -> np.ndarray:

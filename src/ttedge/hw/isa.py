@@ -249,6 +249,7 @@ def encode_program(program: Program, config: AcceleratorConfig) -> ProgramImage:
     mm = MemoryMap(program, config)
     words = [_encode(i, ins, mm, config) for i, ins in enumerate(program.instructions)]
     words.append({"op": Op.END})
+    words = [{name: int(wd.get(name, 0)) for name, _ in FIELDS} for wd in words]
     id_bits = max(1, (len(program.buffers) - 1).bit_length())
     magnitude = max(abs(v) for wd in words for name, v in wd.items() if name not in ("op", "a", "b", "c"))
     num_bits = max(magnitude.bit_length() + 1, (max(b.numel for b in program.buffers)).bit_length() + 2, 8)

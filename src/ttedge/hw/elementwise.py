@@ -1,0 +1,226 @@
+"""The elementwise unit: BiasAdd, BiasGrad, Relu, ReluGrad, SgdUpdate (with and without momentum),
+Narrow and ScaleControl, one element per cycle through one pipeline.
+
+Operands come through three read slots (buffer ids ``a``, ``b``, ``c`` of the word; the top routes
+each slot to port 0 of that buffer's memory) and results leave through two write slots: the main
+slot ``w`` (into buffer ``c``, or ``a`` for SgdUpdate, the parameter) and the velocity slot ``v``
+(into ``c``, SgdUpdate with momentum). Every rounding is an :class:`~ttedge.hw.requant.OutputStage`
+(one per destination width), every random word a :class:`~ttedge.hw.rng.RandomLane` with
+stream = the instruction's position (``pc``), step = the step register and index = the flat output
+element, as in the reference interpreter.
+
+Pipeline, for the element issued at cycle t (addresses and random request)::
+
+    t+1  read data arrive; the operand values are formed
+    t+1..t+5  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v - (v >> ms) + g
+              saturated (OutputStage 2), written to the velocity at t+5
+    t+5  the update's exact value (p << (f - fp)) - (d << (f - fd)) is formed
+    t+8  the random word arrives; the main OutputStage rounds
+    t+10 the main result is written
+
+so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`), BiasGrad issuing
+one element per (output, batch) pair and writing one result per output. ScaleControl streams the
+buffer through :class:`~ttedge.hw.scale.MaxAbs` and applies :class:`~ttedge.hw.scale.ScaleUnit`
+after the last element (``scale_strobe``).
+"""
+
+# No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.data import StructLayout
+from amaranth.lib.wiring import In, Out
+
+from ..fixed.ops import MAX_STOCHASTIC_SHIFT
+from ..fixed.program import ScaleRule
+from .isa import Op
+from .requant import SHIFT_BITS, OutputStage, RoundingMode
+from .rng import RandomLane
+from .scale import FRAC_BITS, MaxAbs, ScaleUnit
+
+__all__ = ["ElementwiseUnit", "FLUSH"]
+
+FLUSH = 11  # cycles from the last issue to busy falling (10 pipeline cycles + 1)
+_RNG_AT = RandomLane.LATENCY  # cycle offset (after issue) where the word is ready: t + 8
+_W = 64  # bits of the datapath (the reference's int64 codes)
+
+
+class ElementwiseUnit(wiring.Component):
+    """One element per cycle of the elementwise instructions (module docstring).
+
+    ``w_widths``: the widths (bits) of every main-slot destination; ``v_widths``: of every velocity;
+    ``scales``: the (width, ScaleRule) of every scale unit (``isa.scale_units`` order); ``seed``:
+    the program's random seed; ``addr_bits``: bits of a memory address.
+    """
+
+    def __init__(self, layout: StructLayout, addr_bits: int, w_widths: list[int], v_widths: list[int],
+                 scales: list[tuple[int, ScaleRule]], seed: int, counter_width: int) -> None:
+        self.w_widths, self.v_widths, self.scales, self.seed = sorted(set(w_widths)), sorted(set(v_widths)) or [2], scales, seed
+        nsel = max(len(self.w_widths), len(self.v_widths), len(scales), 1)
+        over = max([r.up_after.bit_length() for _, r in scales] + [1])
+        under = max([r.down_after.bit_length() for _, r in scales] + [1])
+        super().__init__({
+            "start": In(1), "word": In(layout), "busy": Out(1),
+            "pc": In(32), "step": In(counter_width), "lr_decay": In(8),
+            "fa": In(FRAC_BITS), "fb": In(FRAC_BITS), "fc": In(FRAC_BITS),
+            "w_sel": In(range(nsel)), "v_sel": In(range(nsel)),  # index of the destination width
+            "ea": Out(unsigned(addr_bits)), "eb": Out(unsigned(addr_bits)), "ec": Out(unsigned(addr_bits)),
+            "da": In(signed(_W)), "db": In(signed(_W)), "dc": In(signed(_W)),
+            "w_en": Out(1), "w_addr": Out(unsigned(addr_bits)), "w_data": Out(signed(_W)), "w_sat": Out(1),
+            "v_en": Out(1), "v_addr": Out(unsigned(addr_bits)), "v_data": Out(signed(_W)), "v_sat": Out(1),
+            "scale_over": In(over), "scale_under": In(under),
+            "scale_strobe": Out(1), "new_frac": Out(FRAC_BITS), "new_over": Out(over), "new_under": Out(under),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        w = self.word
+        nb = w.nx.shape().width + 2
+        op = Signal(4)
+        m.d.comb += op.eq(w.op)
+
+        # --- issue: i over outputs, j over the BiasGrad batch (inner), addresses
+        issuing = Signal()
+        i, j, addr_a, bmod = (Signal(signed(nb), name=n) for n in ("i", "j", "addr_a", "bmod"))
+        inner = Mux(op == Op.BIAS_GRAD, w.nzlo, 1)
+        last_j = j == inner - 1
+        last_i = i == w.nx - 1
+        with m.If(self.start):
+            m.d.sync += [issuing.eq(w.nx > 0), i.eq(0), j.eq(0), addr_a.eq(0), bmod.eq(0)]
+        with m.Elif(issuing):
+            with m.If(last_j):
+                m.d.sync += [j.eq(0), i.eq(i + 1), addr_a.eq(Mux(op == Op.BIAS_GRAD, i + 1, addr_a + 1))]
+                m.d.sync += bmod.eq(Mux(bmod == w.ny - 1, 0, bmod + 1))
+                with m.If(last_i):
+                    m.d.sync += issuing.eq(0)
+            with m.Else():
+                m.d.sync += [j.eq(j + 1), addr_a.eq(addr_a + w.ny)]
+        m.d.comb += [self.ea.eq(addr_a), self.eb.eq(Mux(op == Op.BIAS_ADD, bmod, i)), self.ec.eq(i)]
+
+        rng = m.submodules.rng = RandomLane()
+        m.d.comb += [rng.seed.eq(self.seed), rng.stream.eq(self.pc), rng.step.eq(self.step), rng.index.eq(i), rng.valid.eq(issuing)]
+
+        # Per-issue control carried down the pipeline: valid, first/last of a BiasGrad sum, output index.
+        depth = 11
+        valid = [Signal(name=f"valid{t}") for t in range(depth)]
+        first = [Signal(name=f"first{t}") for t in range(depth)]
+        last = [Signal(name=f"last{t}") for t in range(depth)]
+        index = [Signal(signed(nb), name=f"index{t}") for t in range(depth)]
+        m.d.comb += [valid[0].eq(issuing), first[0].eq(j == 0), last[0].eq(last_j), index[0].eq(i)]
+        for t in range(1, depth):
+            m.d.sync += [valid[t].eq(valid[t - 1]), first[t].eq(first[t - 1]), last[t].eq(last[t - 1]), index[t].eq(index[t - 1])]
+
+        # --- t+1: operands
+        da, db, dc = self.da, self.db, self.dc
+        fa, fb, fc = self.fa, self.fb, self.fc
+        lr = w.k1 + self.lr_decay
+        acc = Signal(signed(_W))  # BiasGrad running sum
+        acc_next = Signal(signed(_W))
+        m.d.comb += acc_next.eq(Mux(first[1], da, acc + da))
+        with m.If(valid[1]):
+            m.d.sync += acc.eq(acc_next)
+
+        # Momentum: OutputStage 1 (g to v's frac, nearest, not counted), then 2 (v - (v >> ms) + g).
+        os1 = [OutputStage(64, vw) for vw in self.v_widths]
+        os2 = [OutputStage(64, vw) for vw in self.v_widths]
+        for k, (s1, s2) in enumerate(zip(os1, os2)):
+            m.submodules[f"os1_{k}"], m.submodules[f"os2_{k}"] = s1, s2
+        g_v = Signal(signed(_W))
+        v_new, v_sat = Signal(signed(_W)), Signal()
+        v_d = [Signal(signed(_W), name=f"v_d{t}") for t in range(3)]  # v delayed to t+3
+        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(5)]  # g delayed to t+5
+        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(5)]  # param delayed to t+5
+        m.d.comb += [v_d[0].eq(dc), g_d[0].eq(db), p_d[0].eq(da)]
+        for lst in (v_d, g_d, p_d):
+            for t in range(1, len(lst)):
+                m.d.sync += lst[t].eq(lst[t - 1])
+        with m.Switch(self.v_sel):
+            for k in range(len(self.v_widths)):
+                with m.Case(k):
+                    m.d.comb += [g_v.eq(os1[k].code), v_new.eq(os2[k].code), v_sat.eq(os2[k].saturated)]
+        ms = w.k2[:6]  # momentum shift (bits), unsigned
+        for s1, s2 in zip(os1, os2):
+            m.d.comb += [s1.value.eq(db), s1.shift.eq(fb - fc), s1.rounding.eq(RoundingMode.NEAREST), s1.valid.eq(valid[1]),
+                         s2.value.eq(v_d[2] - (v_d[2] >> ms) + g_v), s2.shift.eq(0), s2.rounding.eq(RoundingMode.NEAREST),
+                         s2.valid.eq(valid[3])]
+        momentum = (op == Op.SGD) & w.momentum
+        m.d.comb += [self.v_en.eq(momentum & valid[5]), self.v_addr.eq(index[5]), self.v_data.eq(v_new), self.v_sat.eq(v_sat)]
+
+        # --- t+5: the update's exact value
+        d = Signal(signed(_W))
+        fd = Signal(signed(16))
+        m.d.comb += [d.eq(Mux(w.momentum, v_new, g_d[4])), fd.eq(Mux(w.momentum, fc, fb) + lr)]
+        fw = fa
+        cap = fd - fw > MAX_STOCHASTIC_SHIFT
+        d2 = Signal(signed(_W))
+        fd2 = Signal(signed(16))
+        m.d.comb += [d2.eq(Mux(cap, d >> (fd - fw - MAX_STOCHASTIC_SHIFT)[:7], d)), fd2.eq(Mux(cap, fw + MAX_STOCHASTIC_SHIFT, fd))]
+        f = Mux(fw > fd2, fw, fd2)
+        upd = Signal(signed(_W))
+        m.d.comb += upd.eq((p_d[4] << (f - fw)[:7])[:_W].as_signed() - (d2 << (f - fd2)[:7])[:_W].as_signed())
+        upd_shift = Signal(signed(SHIFT_BITS))
+        m.d.comb += upd_shift.eq(f - fw)
+
+        # --- t+1: the other ops' values; delayed with the update's to t+8
+        val1, sh1 = Signal(signed(_W)), Signal(signed(SHIFT_BITS))
+        with m.Switch(op):
+            with m.Case(Op.RELU):
+                m.d.comb += [val1.eq(Mux(da > 0, da, 0)), sh1.eq(0)]
+            with m.Case(Op.RELU_GRAD):
+                m.d.comb += [val1.eq(Mux(db > 0, da, 0)), sh1.eq(0)]
+            with m.Case(Op.BIAS_ADD):
+                with m.If(fa >= fb):
+                    m.d.comb += [val1.eq(da + (db << (fa - fb)[:6])), sh1.eq(0)]
+                with m.Else():
+                    m.d.comb += [val1.eq((da << (fb - fa)[:6]) + db), sh1.eq(fb - fa)]
+            with m.Case(Op.BIAS_GRAD):
+                m.d.comb += [val1.eq(acc_next), sh1.eq(fa - fc)]
+            with m.Case(Op.NARROW):
+                m.d.comb += [val1.eq(da), sh1.eq(fa - fc)]
+        val_d = [Signal(signed(_W), name=f"val_d{t}") for t in range(8)]  # index t = cycle t+1.. ; val_d[7] at t+8
+        sh_d = [Signal(signed(SHIFT_BITS), name=f"sh_d{t}") for t in range(8)]
+        m.d.comb += [val_d[0].eq(val1), sh_d[0].eq(sh1)]
+        for t in range(1, 8):
+            src_v, src_s = val_d[t - 1], sh_d[t - 1]
+            if t == 5:  # the cycle t+5 slot takes the update's value for SgdUpdate
+                src_v, src_s = Mux(op == Op.SGD, upd, val_d[4]), Mux(op == Op.SGD, upd_shift, sh_d[4])
+            m.d.sync += [val_d[t].eq(src_v), sh_d[t].eq(src_s)]
+        # val_d[t] holds the value of the element issued t + 1 cycles ago... except slot 5 onward,
+        # which holds (for SGD) the value formed at t+5: val_d[5] at t+6, val_d[7] at t+8.
+
+        # --- t+8: the main output stage
+        osw = [OutputStage(64, ww) for ww in self.w_widths]
+        code, sat = Signal(signed(_W)), Signal()
+        rounding = Mux(op == Op.SGD, RoundingMode.STOCHASTIC, Mux(op == Op.NARROW, w.rounding, RoundingMode.NEAREST))
+        in_valid = valid[_RNG_AT] & (~(op == Op.BIAS_GRAD) | last[_RNG_AT])
+        for k, s in enumerate(osw):
+            m.submodules[f"osw_{k}"] = s
+            m.d.comb += [s.value.eq(val_d[7]), s.shift.eq(sh_d[7]), s.rounding.eq(rounding), s.random.eq(rng.word), s.valid.eq(in_valid)]
+        with m.Switch(self.w_sel):
+            for k in range(len(self.w_widths)):
+                with m.Case(k):
+                    m.d.comb += [code.eq(osw[k].code), sat.eq(osw[k].saturated)]
+        out_valid = valid[10] & (~(op == Op.BIAS_GRAD) | last[10])
+        writes = (op != Op.SCALE) & (op != Op.SOFTMAX)
+        m.d.comb += [self.w_en.eq(out_valid & writes), self.w_addr.eq(index[10]), self.w_data.eq(code), self.w_sat.eq(sat)]
+
+        # --- ScaleControl: max |code| over the stream, the rule after the last element
+        widths = sorted({wd for wd, _ in self.scales})
+        maxes = {}
+        for wd in widths:
+            mx = m.submodules[f"maxabs{wd}"] = MaxAbs(wd)
+            m.d.comb += [mx.clear.eq(self.start), mx.valid.eq(valid[1] & (op == Op.SCALE)), mx.code.eq(da[:wd])]
+            maxes[wd] = mx
+        strobe = Signal()
+        m.d.comb += strobe.eq((op == Op.SCALE) & valid[2] & ~valid[1])  # the cycle after the last element's MaxAbs edge
+        with m.Switch(w.k1):
+            for k, (wd, rule) in enumerate(self.scales):
+                su = m.submodules[f"scale{k}"] = ScaleUnit(wd, rule)
+                m.d.comb += [su.m.eq(maxes[wd].max), su.frac.eq(fa), su.over.eq(self.scale_over), su.under.eq(self.scale_under)]
+                with m.Case(k):
+                    m.d.comb += [self.new_frac.eq(su.new_frac), self.new_over.eq(su.new_over), self.new_under.eq(su.new_under)]
+        m.d.comb += self.scale_strobe.eq(strobe)
+
+        m.d.comb += self.busy.eq(self.start | issuing | valid[1] | valid[2] | valid[3] | valid[4] | valid[5]
+                                 | valid[6] | valid[7] | valid[8] | valid[9] | valid[10])
+        return m

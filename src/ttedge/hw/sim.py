@@ -1,0 +1,136 @@
+"""Training steps of the accelerator in ``amaranth.sim``, checked against the reference interpreter.
+
+:func:`simulate` builds the :class:`~ttedge.hw.top.Accelerator` from an
+:class:`~ttedge.fixed.interpreter.Interpreter`'s current state (its memories' initial contents),
+then for every batch: loads the sample codes and labels through the host port, starts the step,
+waits for done, steps the interpreter on the same batch, and compares with ``==`` every buffer
+(state and working buffers: activations, errors, gradients, compute copies) and every state
+register. It returns the cycles of every instruction and step and the MAC-array utilization.
+
+The SoftmaxXentGrad of this slice is host-assisted (``ttedge.hw.top``): the testbench plays the
+host, reads the logits through the host port and writes back ``softmax_xent_grad``'s codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from ..fixed.format import FixedFormat
+from ..fixed.interpreter import Interpreter
+from ..fixed.program import SoftmaxXentGrad
+from ..fixed.softmax import softmax_xent_grad
+from .config import AcceleratorConfig
+from .memmap import CTRL, STATUS
+from .top import Accelerator
+
+__all__ = ["SimReport", "simulate"]
+
+
+@dataclass
+class SimReport:
+    """What a simulation measured: cycles per instruction (per step), per step, and utilization."""
+
+    config: AcceleratorConfig
+    instruction_cycles: list[list[int]] = field(default_factory=list)  # [step][instruction position]
+    step_cycles: list[int] = field(default_factory=list)  # from start to done, per step
+    macs: int = 0  # useful multiply-accumulates of one step (Program.macs)
+    mismatches: list[str] = field(default_factory=list)  # "step k: name" of every differing buffer/register
+    compared: int = 0  # buffers and registers compared (all steps together)
+
+    @property
+    def utilization(self) -> float:
+        """Useful MACs / (cycles x P x Q) over all simulated steps."""
+        total = sum(self.step_cycles)
+        return self.macs * len(self.step_cycles) / (total * self.config.lanes) if total else 0.0
+
+
+def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[tuple[np.ndarray, np.ndarray]],
+             check: bool = True) -> SimReport:
+    """Run ``len(batches)`` training steps on the accelerator and on ``interp`` (which advances).
+
+    ``batches``: (x codes (B, N), labels (B,)) pairs. With ``check`` every buffer and register is
+    compared after every step; mismatches are listed in the report, not raised.
+    """
+    program = interp.program
+    dut = Accelerator(program, config, interp.state_dict())
+    report = SimReport(config, macs=program.macs)
+    mm = dut.mmap
+    soft = next((i for i in program.instructions if isinstance(i, SoftmaxXentGrad)), None)
+
+    async def write(ctx, addr: int, value: int) -> None:  # type: ignore[no-untyped-def]
+        ctx.set(dut.host_addr, addr)
+        ctx.set(dut.host_wdata, value)
+        ctx.set(dut.host_we, 1)
+        await ctx.tick()
+        ctx.set(dut.host_we, 0)
+
+    async def read(ctx, addr: int) -> int:  # type: ignore[no-untyped-def]
+        ctx.set(dut.host_addr, addr)
+        ctx.set(dut.host_re, 1)
+        await ctx.tick()
+        ctx.set(dut.host_re, 0)
+        return ctx.get(dut.host_rdata)
+
+    async def host_softmax(ctx) -> None:  # type: ignore[no-untyped-def]
+        assert soft is not None
+        lg = mm.placement(soft.logits)
+        logits = np.array([await read(ctx, lg.base + k) for k in range(lg.depth)], np.int64).reshape(lg.buffer.shape)
+        labels = np.array([await read(ctx, mm.placement(soft.labels).base + k) for k in range(program.batch)], np.int64)
+        frac = await read(ctx, mm.register_address(f"scale.{soft.logits}.frac")) if lg.buffer.dynamic else lg.buffer.fmt.frac
+        err = mm.placement(soft.error)
+        grad, sat = softmax_xent_grad(logits[:, : soft.num_classes], labels, FixedFormat(lg.width, frac), err.buffer.fmt)
+        out = np.zeros(err.buffer.shape, np.int64)
+        out[:, : soft.num_classes] = grad
+        for k, v in enumerate(out.reshape(-1)):
+            await write(ctx, err.base + k, int(v))
+        counter = mm.register_address(f"sat.{soft.error}")
+        await write(ctx, counter, await read(ctx, counter) + sat.total)
+        await write(ctx, CTRL, 2)
+
+    def compare(ctx, step: int) -> None:  # type: ignore[no-untyped-def]
+        want = {**interp.buffers, **interp.state}
+        for name, mem in dut.memories.items():
+            if name not in want:
+                continue
+            got = np.array([ctx.get(mem.data[k]) for k in range(mem.depth)], np.int64)
+            report.compared += 1
+            if not np.array_equal(got, np.asarray(want[name]).reshape(-1)):
+                report.mismatches.append(f"step {step}: {name}")
+        for name, sig in dut.registers.items():
+            report.compared += 1
+            if ctx.get(sig) != int(want[name]):
+                report.mismatches.append(f"step {step}: {name} = {ctx.get(sig)} != {int(want[name])}")
+
+    async def bench(ctx) -> None:  # type: ignore[no-untyped-def]
+        for step, (x, labels) in enumerate(batches):
+            x, labels = np.asarray(x, np.int64), np.asarray(labels, np.int64)
+            for base, values in ((mm.placement(program.input).base, x.reshape(-1)), (mm.placement(program.labels).base, labels)):
+                for k, v in enumerate(values):
+                    await write(ctx, base + k, int(v))
+            await write(ctx, CTRL, 1)
+            per_ins = [0] * len(program.instructions)
+            cycles = 1
+            while not ctx.get(dut.done):
+                if (await read(ctx, STATUS)) & 4:
+                    await host_softmax(ctx)
+                    cycles += 1
+                    continue
+                pc = ctx.get(dut.pc)
+                if pc < len(per_ins):
+                    per_ins[pc] += 1
+                cycles += 1
+            report.instruction_cycles.append(per_ins)
+            report.step_cycles.append(sum(per_ins) + 3)  # + the END word's fetch, decode and issue
+            interp.step(x, labels)
+            if check:
+                compare(ctx, step)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return report
