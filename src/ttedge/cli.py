@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--config", help="TOML config file")
     m.add_argument("--json", action="store_true", help="print the account as JSON instead of a table")
     m.add_argument("--plot", metavar="PNG", help="also draw the fixed-point step's breakdown against the dense baseline")
+    g = sub.add_parser("program", allow_abbrev=False, help="list a fixed-point config's training program, instruction by instruction",
+                       epilog="Extra --section.key=value arguments override the config, e.g. --memory.batch_size=64.")
+    g.add_argument("--config", help="TOML config file with a [fixed] section")
+    g.add_argument("--json", action="store_true", help="print JSON instead of a table")
     r = sub.add_parser("ranks", allow_abbrev=False, help="ranks, parameters, memory and accuracy of a run, before and after pruning")
     r.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished or interrupted training run")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -117,6 +121,30 @@ def _cmd_memory(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _cmd_program(args: argparse.Namespace, overrides: list[str]) -> int:
+    import json
+
+    from .data import NUM_CLASSES, num_features, num_train
+    from .fixed import compile_program
+    from .models import build_model
+
+    cfg = load_config(RunConfig, args.config, overrides)
+    if not cfg.fixed.enabled:
+        raise ConfigError("ttedge program lists fixed-point programs; use a config with [fixed] enabled = true.")
+    model = build_model(cfg.model, num_features(cfg.data.name, cfg.data.pad_width or None), NUM_CLASSES, seed=cfg.train.seed)
+    program = compile_program(model, cfg.fixed.precision(), cfg.memory.batch_size, cfg.fixed_prior(num_train(cfg.data.name, cfg.data.split_seed)))
+    rows = program.listing()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"Training program of {cfg.name} at batch {program.batch}: {len(rows)} instructions, "
+          f"{program.macs:,} multiply-accumulates per step.\n")
+    print("| # | instruction | phase | MACs | reads | writes |\n|---:|---|---|---:|---|---|")
+    for r in rows:
+        print(f"| {r['index']} | {r['kind']} | {r['phase']} | {r['macs']:,} | {', '.join(r['reads'])} | {', '.join(r['writes'])} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -124,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are written --section.key=value)")
     try:
-        return {"train": _cmd_train, "memory": _cmd_memory, "ranks": _cmd_ranks}[args.command](args, extra)
+        return {"train": _cmd_train, "memory": _cmd_memory, "ranks": _cmd_ranks, "program": _cmd_program}[args.command](args, extra)
     except TTEdgeError as exc:
         print(f"ttedge: error: {exc}", file=sys.stderr)
         return 2

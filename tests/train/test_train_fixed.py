@@ -158,3 +158,18 @@ def test_memory_account_shows_masters_and_adam_moments(configs_dir: Path) -> Non
     assert bits["cores"] == cores * 8  # the 8-bit masters; the 4-bit compute copies are derived, not stored
     assert bits["optimizer"] == (cores + biases) * (32 + 32)  # Adam's two 32-bit moments
     assert compare_fixed(cfg)["precision"]["master"] == "fx<8,1>"
+
+
+def test_program_listing_shows_every_instruction(configs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(configs_dir / "digits_tt_fixed.toml")
+    assert main(["program", "--config", config, "--json", "--bayes.enabled=true", "--bayes.beta=0.5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("PriorGrad") == 6 and kinds.count("LambdaUpdate") == 4 and "SoftmaxXentGrad" in kinds
+    assert [r["index"] for r in rows] == list(range(len(rows)))
+    assert all(r["macs"] > 0 for r in rows if r["kind"] == "Contract")
+    assert main(["program", "--config", config]) == 0
+    out = capsys.readouterr().out
+    assert "| 0 | Contract | forward |" in out and "multiply-accumulates per step" in out
+    assert main(["program", "--config", str(configs_dir / "digits_tt.toml")]) == 2
+    assert "lists fixed-point programs" in capsys.readouterr().err

@@ -22,6 +22,7 @@ __all__ = [
     "load_digits",
     "load_mnist",
     "num_features",
+    "num_train",
     "read_idx",
     "write_idx",
 ]
@@ -36,6 +37,16 @@ def num_features(name: str, pad_width: int | None = None) -> int:
         return 64
     if name == "mnist":
         return SIDE * (pad_width or SIDE)
+    known = ", ".join(repr(n) for n in DATASETS)
+    raise DataError(f"Unknown data set {name!r}; use one of {known}.")
+
+
+def num_train(name: str, seed: int = 0) -> int:
+    """Training samples of data set `name` (MNIST's 60,000 without reading its files)."""
+    if name == "mnist":
+        return 60_000
+    if name == "digits":
+        return len(load_digits("train", seed=seed)[1])
     known = ", ".join(repr(n) for n in DATASETS)
     raise DataError(f"Unknown data set {name!r}; use one of {known}.")
 

@@ -560,6 +560,11 @@ class Program:
         sizes = [_numel(i.out.view) * i.acc_width for i in self.instructions if isinstance(i, Contract)]
         return max(sizes, default=0)
 
+    def listing(self) -> list[dict[str, object]]:
+        """One row per instruction: position, kind, phase, MACs, and the buffers read and written."""
+        return [{"index": i, "kind": type(ins).__name__, "phase": ins.phase, "macs": ins.macs,
+                 "reads": list(ins.reads), "writes": list(ins.writes)} for i, ins in enumerate(self.instructions)]
+
     def lifetimes(self) -> dict[str, tuple[int, int]]:
         """(first, last) instruction positions between which each working buffer must be held.
 
