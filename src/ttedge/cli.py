@@ -125,23 +125,35 @@ def _cmd_program(args: argparse.Namespace, overrides: list[str]) -> int:
     import json
 
     from .data import NUM_CLASSES, num_features, num_train
-    from .fixed import compile_program
     from .models import build_model
+    from .tt.order_search import search_order
 
     cfg = load_config(RunConfig, args.config, overrides)
     if not cfg.fixed.enabled:
         raise ConfigError("ttedge program lists fixed-point programs; use a config with [fixed] enabled = true.")
     model = build_model(cfg.model, num_features(cfg.data.name, cfg.data.pad_width or None), NUM_CLASSES, seed=cfg.train.seed)
-    program = compile_program(model, cfg.fixed.precision(), cfg.memory.batch_size, cfg.fixed_prior(num_train(cfg.data.name, cfg.data.split_seed)))
+    program = cfg.compile_fixed(model, cfg.memory.batch_size, num_train(cfg.data.name, cfg.data.split_seed))
     rows = program.listing()
+    searches = [search_order(layer.in_modes, layer.out_modes, layer.ranks, program.batch, cfg.fixed.order_search or "macs",
+                             input_error=li > 0) for li, layer in enumerate(model.layers)]
+    orders = [[{"sequence": list(c.sequence), "sweep": c.sweep, "step_macs": c.step_macs, "peak": c.peak,
+                "chosen": c.sweep == program.orders[li]} for c in s.costs] for li, s in enumerate(searches)]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"instructions": rows, "orders": orders}, indent=2))
         return 0
     print(f"Training program of {cfg.name} at batch {program.batch}: {len(rows)} instructions, "
           f"{program.macs:,} multiply-accumulates per step.\n")
     print("| # | instruction | phase | MACs | reads | writes |\n|---:|---|---|---:|---|---|")
     for r in rows:
         print(f"| {r['index']} | {r['kind']} | {r['phase']} | {r['macs']:,} | {', '.join(r['reads'])} | {', '.join(r['writes'])} |")
+    print("\nContraction orders per layer (cores in absorption order; the program runs the sweep marked *, "
+          "--fixed.order_search=macs|peak picks the best sweep):\n")
+    print("| layer | order | step MACs | peak state (values) |\n|---|---|---:|---:|")
+    for li, layer_orders in enumerate(orders):
+        for o in layer_orders:
+            mark = " *" if o["chosen"] else ""
+            name = f"{o['sweep']} " if o["sweep"] else ""
+            print(f"| {li} | {name}{o['sequence']}{mark} | {o['step_macs']:,} | {o['peak']:,} |")
     return 0
 
 

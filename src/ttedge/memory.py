@@ -199,15 +199,14 @@ def compare_fixed(cfg: Any) -> dict[str, Any]:
     ``step_ratio`` the whole step (parameters, gradients, optimizer state, activations; the
     fixed-point side also counts its errors and accumulators, the float account does not).
     """
-    from .data import NUM_CLASSES, num_features
-    from .fixed import compile_program
+    from .data import NUM_CLASSES, num_features, num_train
     from .models import build_model
     from .train.config import ModelConfig
 
     batch = cfg.memory.batch_size
     width = num_features(cfg.data.name, cfg.data.pad_width or None)
     model = build_model(cfg.model, width, NUM_CLASSES, seed=cfg.train.seed)
-    fixed = fixed_step_bits(compile_program(model, cfg.fixed.precision(), batch))
+    fixed = fixed_step_bits(cfg.compile_fixed(model, batch, num_train(cfg.data.name, cfg.data.split_seed)))
     dense_model = build_model(ModelConfig(layer="dense", hidden=[512]), 784, NUM_CLASSES, seed=0)
     dense = account(dense_model, batch, "adam").bits(BitWidths())
     fixed_params = fixed["cores"] + fixed["biases"]

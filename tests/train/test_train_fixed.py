@@ -163,7 +163,10 @@ def test_memory_account_shows_masters_and_adam_moments(configs_dir: Path) -> Non
 def test_program_listing_shows_every_instruction(configs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = str(configs_dir / "digits_tt_fixed.toml")
     assert main(["program", "--config", config, "--json", "--bayes.enabled=true", "--bayes.beta=0.5"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    listing = json.loads(capsys.readouterr().out)
+    rows = listing["instructions"]
+    assert [sum(o["chosen"] for o in layer) for layer in listing["orders"]] == [1, 1]
+    assert [len(layer) for layer in listing["orders"]] == [4, 4]  # 2**(3-1) contiguous orders per 3-core layer
     kinds = [r["kind"] for r in rows]
     assert kinds.count("PriorGrad") == 6 and kinds.count("LambdaUpdate") == 4 and "SoftmaxXentGrad" in kinds
     assert [r["index"] for r in rows] == list(range(len(rows)))
@@ -171,5 +174,6 @@ def test_program_listing_shows_every_instruction(configs_dir: Path, capsys: pyte
     assert main(["program", "--config", config]) == 0
     out = capsys.readouterr().out
     assert "| 0 | Contract | forward |" in out and "multiply-accumulates per step" in out
+    assert "Contraction orders per layer" in out and "| 0 | rtl [2, 1, 0] *" in out  # the float-speed choice
     assert main(["program", "--config", str(configs_dir / "digits_tt.toml")]) == 2
     assert "lists fixed-point programs" in capsys.readouterr().err

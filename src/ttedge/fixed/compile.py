@@ -15,7 +15,8 @@ from typing import Literal
 
 from ..errors import ConfigError
 from ..models import MLP
-from ..tt import TTLinear, plan_contraction
+from ..tt import Order, TTLinear, plan_contraction
+from ..tt.order_search import search_order
 from .format import FixedFormat, Rounding
 from .program import (
     ADAM_DITHER_BITS,
@@ -38,7 +39,7 @@ from .program import (
     SoftmaxXentGrad,
 )
 
-__all__ = ["PrecisionConfig", "PriorConfig", "compile_program"]
+__all__ = ["PrecisionConfig", "PriorConfig", "compile_program", "layer_orders"]
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,24 @@ def _check_acc(width_a: int, width_b: int, length: int, acc_width: int, what: st
         )
 
 
-def compile_program(model: MLP, precision: PrecisionConfig, batch: int, prior: PriorConfig | None = None) -> Program:
+def layer_orders(model: MLP, batch: int, objective: Literal["macs", "peak"] | None = None) -> list[Order]:
+    """The sweep each layer's program runs: the layer's own "rtl"/"ltr" setting (its float-speed
+    choice under "auto"), or with ``objective`` the best sweep of ``ttedge.tt.search_order``."""
+    out: list[Order] = []
+    for li, layer in enumerate(model.layers):
+        if objective is not None:
+            search = search_order(layer.in_modes, layer.out_modes, layer.ranks, batch, objective, input_error=li > 0)
+            out.append(search.best_sweep.sweep)  # type: ignore[arg-type]
+        else:
+            out.append(layer.order_setting if layer.order_setting in ("rtl", "ltr") else layer.order)  # type: ignore[arg-type]
+    return out
+
+
+def compile_program(model: MLP, precision: PrecisionConfig, batch: int, prior: PriorConfig | None = None,
+                    order_objective: Literal["macs", "peak"] | None = None) -> Program:
     """The training step of ``model`` (an MLP of TTLinear layers) for ``batch`` samples, with the
-    rank prior's gradient and EM update when ``prior`` is given."""
+    rank prior's gradient and EM update when ``prior`` is given; each layer sweeps in the order of
+    :func:`layer_orders` (``order_objective`` selects the searched order)."""
     layers = list(model.layers)
     if not layers or not all(isinstance(l, TTLinear) for l in layers):
         raise ConfigError("compile_program needs an MLP of TTLinear layers; dense layers have no TT program.")
@@ -193,8 +209,9 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int, prior: P
     labels = buf("labels", (batch,), FixedFormat(32, 0), "label")
     cores, orders, shapes, biases = [], [], [], []
     layer_inputs, plans = [x], []
+    sweeps = layer_orders(model, batch, order_objective)
     for li, layer in enumerate(layers):
-        order = layer.order_setting if layer.order_setting in ("rtl", "ltr") else layer.order
+        order = sweeps[li]
         plan = plan_contraction(layer.in_modes, layer.out_modes, layer.ranks, batch, order)
         plans.append(plan)
         names = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ def _slice_core(codes: np.ndarray, shape: tuple[int, ...], order: str, keep_left
 
 
 def prune_program(interp: Interpreter, model: MLP, precision: PrecisionConfig, prior: PriorConfig,
-                  factor: float = 2.0) -> PruneResult:
+                  factor: float = 2.0, order_objective: Literal["macs", "peak"] | None = None) -> PruneResult:
     """Cut every rank index whose lambda is below ``factor`` times beta / (D / 2 + alpha + 1).
 
     Returns the old interpreter and model unchanged (ranks_before == ranks_after) when nothing goes.
@@ -96,7 +97,7 @@ def prune_program(interp: Interpreter, model: MLP, precision: PrecisionConfig, p
     for layer, layer_keeps in zip(new_model.layers, keeps):
         for bond, keep in enumerate(layer_keeps):
             truncate(layer, bond, torch.from_numpy(keep))  # type: ignore[arg-type]
-    new_program = compile_program(new_model, precision, program.batch, prior)
+    new_program = compile_program(new_model, precision, program.batch, prior, order_objective)
     new = Interpreter(new_program, new_model)
     state = new.state
     shaped: dict[str, tuple[int, int]] = {}  # state name -> (layer, core) for every core-shaped array

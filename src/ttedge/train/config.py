@@ -164,6 +164,7 @@ class FixedConfig:
     prec: str = _precision_default("prec")  # their inverses 1 / lambda, unsigned (with [bayes] enabled)
     calibrate_rounds: int = at_least(16, 0)  # passes setting the dynamic scales on the first batch; 0: none
     lr_decay_epochs: list[int] = field(default_factory=list)  # after each listed epoch the learning rate halves
+    order_search: str = choice("", "macs", "peak")  # "": model.order's sweeps; else each layer's best sweep by this objective
 
     def __post_init__(self) -> None:
         from ..fixed import FixedFormat
@@ -229,6 +230,14 @@ class RunConfig:
                 raise ConfigError("fixed-point pruning uses bayes.threshold_factor times the prior's threshold; set bayes.threshold = 0.")
             if math.log2(b.damping) != round(math.log2(b.damping)):
                 raise ConfigError(f"fixed-point EM damping is a power of two, got bayes.damping = {b.damping}; use 1, 0.5, 0.25, ...")
+
+    def compile_fixed(self, model: Any, batch: int, n_train: int) -> Any:
+        """The fixed-point training program of ``model`` under this config (precision, rank prior
+        for ``n_train`` training samples, order search): the one place a config becomes a program."""
+        from ..fixed import compile_program
+
+        return compile_program(model, self.fixed.precision(), batch, self.fixed_prior(n_train),
+                               self.fixed.order_search or None)  # type: ignore[arg-type]
 
     def fixed_prior(self, n_train: int) -> Any:
         """The ``ttedge.fixed.PriorConfig`` of this run's [bayes] section (None when it is off)."""

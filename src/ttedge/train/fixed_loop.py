@@ -31,7 +31,7 @@ from ..config import save_config, to_toml
 from ..data import NUM_CLASSES
 from ..errors import ConfigError
 from ..bayes import truncate
-from ..fixed import Interpreter, compile_program
+from ..fixed import Interpreter
 from ..fixed.prune import bond_lambdas, prune_program
 from ..models import MLP, build_model
 from .checkpoint import save_checkpoint
@@ -120,7 +120,7 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
     ckpt = resume_checkpoint(run_dir, config_text) if resume else None
     if ckpt is not None and ckpt.get("ranks"):
         _shrink_to(model, ckpt["ranks"])  # ranks pruned before the checkpoint; its state fills the cores
-    program = compile_program(model, precision, batch, prior)
+    program = cfg.compile_fixed(model, batch, len(x_train))
     interp = Interpreter(program, model)
     # The integer matmuls run in float64 BLAS (exact), whose threads torch.set_num_threads does not
     # reach; threadpoolctl (a scikit-learn dependency) limits them.
@@ -178,7 +178,8 @@ def train_fixed(cfg: RunConfig, run_dir: str | os.PathLike[str], resume: bool = 
             if prior is not None:
                 pruned = 0
                 if prune_scheduled(cfg.bayes, epoch + 1):
-                    result = prune_program(interp, model, precision, prior, cfg.bayes.threshold_factor)
+                    result = prune_program(interp, model, precision, prior, cfg.bayes.threshold_factor,
+                                           fc.order_search or None)  # type: ignore[arg-type]
                     interp, model, program, pruned = result.interpreter, result.model, result.interpreter.program, result.num_removed
                 ranks_log = _ranks_log(interp, pruned)
             test_loss, test_acc = evaluate_fixed(interp, test_codes, test_labels)
