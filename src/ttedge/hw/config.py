@@ -25,7 +25,7 @@ class AcceleratorConfig:
     q: int = 8  # MAC-array columns: lanes over its second output index (y)
     max_operand_width: int = 16  # bits of the widest code a MAC lane multiplies
     max_acc_width: int = 48  # bits of the widest accumulator a lane holds
-    max_buffer_words: int = 1 << 20  # elements of the largest on-chip buffer (sets address bits)
+    max_memory_words: int = 1 << 20  # words of the largest on-chip memory (all buffers of one width)
     counter_width: int = 32  # bits of each saturation counter and of the step register
     host_width: int = 64  # bits of the host data bus (one element or register per word)
 
@@ -41,8 +41,8 @@ class AcceleratorConfig:
                 f"AcceleratorConfig.max_acc_width must be from 2 * max_operand_width ({2 * self.max_operand_width}) "
                 f"to 64 bits, got {self.max_acc_width!r}; pick a width in that range."
             )
-        if not _is_int(self.max_buffer_words) or self.max_buffer_words < 1:
-            raise ConfigError(f"AcceleratorConfig.max_buffer_words must be a positive integer, got {self.max_buffer_words!r}.")
+        if not _is_int(self.max_memory_words) or self.max_memory_words < 1:
+            raise ConfigError(f"AcceleratorConfig.max_memory_words must be a positive integer, got {self.max_memory_words!r}; pick a memory depth.")
         if not _is_int(self.counter_width) or not 16 <= self.counter_width <= 64:
             raise ConfigError(f"AcceleratorConfig.counter_width must be 16 to 64 bits, got {self.counter_width!r}; pick a width in that range.")
         if self.host_width != 64:

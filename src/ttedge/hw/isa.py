@@ -76,6 +76,8 @@ ROUNDING_CODES = {"nearest": 0, "truncate": 1, "stochastic": 2}  # = hw.requant.
 FIELDS: tuple[tuple[str, str], ...] = (
     ("op", "op"), ("rounding", "flag2"), ("momentum", "flag"),
     ("a", "id"), ("b", "id"), ("c", "id"),
+    # where each slot's buffer lives: its memory (width class) and word offset there
+    ("am", "mem"), ("ao", "num"), ("bm", "mem"), ("bo", "num"), ("cm", "mem"), ("co", "num"),
     # counts: contraction loop bounds, or elementwise element counts
     ("nx", "num"), ("nyhi", "num"), ("nylo", "num"), ("nzhi", "num"), ("nzlo", "num"), ("ny", "num"),
     # L operand strides / increments
@@ -135,10 +137,11 @@ class ProgramImage:
 
     words: tuple[dict[str, int], ...]
     id_bits: int  # bits of a buffer id
-    num_bits: int  # bits of a signed count or stride field
+    num_bits: int  # bits of a signed count, stride or offset field
+    mem_bits: int = 1  # bits of a memory index
 
     def field_bits(self, kind: str) -> int:
-        return {"op": 4, "flag": 1, "flag2": 2, "id": self.id_bits, "num": self.num_bits}[kind]
+        return {"op": 4, "flag": 1, "flag2": 2, "id": self.id_bits, "num": self.num_bits, "mem": self.mem_bits}[kind]
 
     @property
     def word_bits(self) -> int:
@@ -249,8 +252,14 @@ def encode_program(program: Program, config: AcceleratorConfig) -> ProgramImage:
     mm = MemoryMap(program, config)
     words = [_encode(i, ins, mm, config) for i, ins in enumerate(program.instructions)]
     words.append({"op": Op.END})
+    pls = mm.placements
+    for wd in words[:-1]:
+        for slot in "abc":
+            pl = pls[wd.get(slot, 0)]
+            wd[slot + "m"], wd[slot + "o"] = pl.memory, pl.offset
     words = [{name: int(wd.get(name, 0)) for name, _ in FIELDS} for wd in words]
     id_bits = max(1, (len(program.buffers) - 1).bit_length())
-    magnitude = max(abs(v) for wd in words for name, v in wd.items() if name not in ("op", "a", "b", "c"))
-    num_bits = max(magnitude.bit_length() + 1, (max(b.numel for b in program.buffers)).bit_length() + 2, 8)
-    return ProgramImage(tuple(words), id_bits, num_bits)
+    magnitude = max(abs(v) for wd in words for name, kind in FIELDS if kind == "num" for v in [wd[name]])
+    num_bits = max(magnitude.bit_length() + 1, max(mm.depths()).bit_length() + 2, 8)
+    mem_bits = max(1, (len(mm.widths) - 1).bit_length())
+    return ProgramImage(tuple(words), id_bits, num_bits, mem_bits)

@@ -1,10 +1,11 @@
 """Where every buffer and state register of a program lives: on-chip memories and the host map.
 
-Each :class:`~ttedge.fixed.program.Buffer` gets its own on-chip memory of ``numel`` words of its
-``fmt.width`` bits (word i = flat C-order element i), so the shapes and widths here are read from
-``Program.buffers`` and never restated. A core's compute copy (kind "compute") is materialized in a
-memory of its own by its Narrow instruction in this first slice (the program counts it as 0 bits,
-as a later slice derives it on the fly); :meth:`MemoryMap.bits` reports it separately.
+Buffers of the same width share one on-chip memory (a *width class*: e.g. 8-bit cores, 16-bit
+activations, errors, gradients and biases, 32-bit labels and velocities), one word per element, each
+buffer a contiguous range at its ``offset`` (word offset + i = flat C-order element i). The shapes
+and widths are read from ``Program.buffers`` and never restated. A core's compute copy (kind
+"compute") is materialized by its Narrow instruction in this first slice (the program counts it as
+0 bits, as a later slice derives it on the fly); :meth:`MemoryMap.bits` reports it separately.
 
 Host map (word addresses; every word is 64 bits, an element or register sign-extended)::
 
@@ -42,6 +43,8 @@ class Placement:
     buffer: Buffer
     index: int  # the buffer id the instruction words use
     base: int  # host word address of element 0
+    memory: int  # which on-chip memory (width class) holds it
+    offset: int  # word address of element 0 in that memory
 
     @property
     def name(self) -> str:
@@ -70,20 +73,35 @@ class MemoryMap:
     config: AcceleratorConfig
 
     def __post_init__(self) -> None:
-        for b in self.program.buffers:
-            if b.numel > self.config.max_buffer_words:
+        for width, depth in zip(self.widths, self.depths()):
+            if depth > self.config.max_memory_words:
                 raise ConfigError(
-                    f"buffer {b.name!r} has {b.numel} elements but the accelerator holds at most "
-                    f"{self.config.max_buffer_words} per memory; raise max_buffer_words."
+                    f"the {width}-bit buffers need {depth} words but an on-chip memory holds at most "
+                    f"{self.config.max_memory_words}; raise AcceleratorConfig.max_memory_words or shrink the model."
                 )
 
     @property
+    def widths(self) -> tuple[int, ...]:
+        """Bits per word of each on-chip memory (its width class), ascending."""
+        return tuple(sorted({b.fmt.width for b in self.program.buffers}))
+
+    def depths(self) -> tuple[int, ...]:
+        """Words of each on-chip memory."""
+        out = [0] * len(self.widths)
+        for pl in self.placements:
+            out[pl.memory] += pl.depth
+        return tuple(out)
+
+    @property
     def placements(self) -> tuple[Placement, ...]:
-        """One memory per buffer, in program order (the buffer id is the index)."""
+        """Every buffer in program order (the buffer id is the index)."""
         out, base = [], self.mem_base
+        used = [0] * len(self.widths)
         for i, b in enumerate(self.program.buffers):
-            out.append(Placement(b, i, base))
+            k = self.widths.index(b.fmt.width)
+            out.append(Placement(b, i, base, k, used[k]))
             base += b.numel
+            used[k] += b.numel
         return tuple(out)
 
     def placement(self, name: str) -> Placement:
@@ -121,9 +139,9 @@ class MemoryMap:
         return max(1, (last.base + last.depth - 1).bit_length())
 
     def bits(self) -> dict[str, int]:
-        """Bits of every on-chip memory by buffer name, plus "program" (what the program counts as
-        stored), "materialized" (compute copies this slice stores too) and "total"."""
-        out = {pl.name: pl.bits for pl in self.placements}
+        """Bits of every on-chip memory ("mem<k>", width x depth), plus "program" (what the program
+        counts as stored), "materialized" (compute copies this slice stores too) and "total"."""
+        out = {f"mem{k}": w * d for k, (w, d) in enumerate(zip(self.widths, self.depths()))}
         out["program"] = sum(b.bits for b in self.program.buffers)
         out["materialized"] = sum(pl.bits for pl in self.placements if not pl.buffer.stored)
         out["total"] = out["program"] + out["materialized"]
@@ -134,7 +152,8 @@ class MemoryMap:
         lines = [f"{CTRL:#07x}  CTRL", f"{STATUS:#07x}  STATUS", f"{CYCLES:#07x}  CYCLES", f"{PC:#07x}  PC"]
         lines += [f"{self.register_address(r):#07x}  {r}" for r in self.registers]
         lines += [
-            f"{pl.base:#07x}  {pl.name}  {pl.depth} x {pl.width} bits  {pl.buffer.kind}  shape {pl.buffer.shape}"
+            f"{pl.base:#07x}  {pl.name}  {pl.depth} x {pl.width} bits  {pl.buffer.kind}  shape {pl.buffer.shape}  "
+            f"(mem{pl.memory} + {pl.offset:#x})"
             for pl in self.placements
         ]
         return "\n".join(lines)

@@ -24,7 +24,7 @@ from ..fixed.interpreter import Interpreter
 from ..fixed.program import SoftmaxXentGrad
 from ..fixed.softmax import softmax_xent_grad
 from .config import AcceleratorConfig
-from .memmap import CTRL, STATUS
+from .memmap import CTRL
 from .top import Accelerator
 
 __all__ = ["SimReport", "simulate"]
@@ -93,10 +93,10 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
 
     def compare(ctx, step: int) -> None:  # type: ignore[no-untyped-def]
         want = {**interp.buffers, **interp.state}
-        for name, mem in dut.memories.items():
+        for name, (mem, offset, depth) in dut.memories.items():
             if name not in want:
                 continue
-            got = np.array([ctx.get(mem.data[k]) for k in range(mem.depth)], np.int64)
+            got = np.array([ctx.get(mem.data[offset + k]) for k in range(depth)], np.int64)
             report.compared += 1
             if not np.array_equal(got, np.asarray(want[name]).reshape(-1)):
                 report.mismatches.append(f"step {step}: {name}")
@@ -112,19 +112,23 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
                 for k, v in enumerate(values):
                     await write(ctx, base + k, int(v))
             await write(ctx, CTRL, 1)
-            per_ins = [0] * len(program.instructions)
-            cycles = 1
-            while not ctx.get(dut.done):
-                if (await read(ctx, STATUS)) & 4:
+            per_ins = [0] * (len(program.instructions) + 1)  # + the END word
+            last_pc, last_cycles = 0, 0
+            while True:
+                await ctx.tick()
+                if ctx.get(dut.assist):
                     await host_softmax(ctx)
-                    cycles += 1
                     continue
-                pc = ctx.get(dut.pc)
-                if pc < len(per_ins):
-                    per_ins[pc] += 1
-                cycles += 1
-            report.instruction_cycles.append(per_ins)
-            report.step_cycles.append(sum(per_ins) + 3)  # + the END word's fetch, decode and issue
+                pc, cycles = ctx.get(dut.pc), ctx.get(dut.cycles)
+                if pc == last_pc and not ctx.get(dut.done):
+                    continue
+                per_ins[last_pc] += cycles - last_cycles
+                last_pc, last_cycles = pc, cycles
+                if ctx.get(dut.done):
+                    per_ins[-1] += cycles - last_cycles
+                    break
+            report.instruction_cycles.append(per_ins[:-1])
+            report.step_cycles.append(ctx.get(dut.cycles))
             interp.step(x, labels)
             if check:
                 compare(ctx, step)

@@ -1,9 +1,8 @@
 """The accelerator's top level: memories, sequencer, state registers, units and the host port.
 
-* **Memories**: one per program buffer (``MemoryMap``), ``numel`` words of the buffer's width,
-  initialized from the initial state (cores, biases, optimizer state); a buffer the engine reads as
-  its L operand gets P synchronous read ports, as its R operand Q, every buffer at least one (port
-  0, shared by the elementwise units and the host). One write port each.
+* **Memories**: one per width class (``MemoryMap``; ports in ``ttedge.hw.memories``), initialized
+  from the initial state (cores, biases, optimizer state); instruction words carry each operand's
+  memory and offset, so the routing is a few multiplexers per memory.
 * **Sequencer**: reads the instruction memory (the program image) at ``pc``; per instruction
   FETCH (1 cycle), DECODE (1), ISSUE (the unit's start pulse), then WAIT until the unit and its
   output pipeline are idle; the END word increments ``step`` and raises done.
@@ -35,6 +34,7 @@ from .config import AcceleratorConfig
 from .elementwise import ElementwiseUnit
 from .engine import ContractionEngine
 from .isa import Op, encode_program, scale_units
+from .memories import ClassMemory
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
 from .requant import OutputStage
 from .rng import RandomLane
@@ -61,21 +61,18 @@ class Accelerator(wiring.Component):
         self.mmap = MemoryMap(program, config)
         self.image = encode_program(program, config)
         self.state = dict(state or {})
-        self.addr_bits = _bits_for(max(b.numel for b in program.buffers))
+        self.addr_bits = _bits_for(max(self.mmap.depths()))  # bits of a word address in the deepest memory
         super().__init__({
             "host_addr": In(unsigned(self.mmap.address_bits)), "host_wdata": In(signed(64)),
             "host_we": In(1), "host_re": In(1), "host_rdata": Out(signed(64)),
             "busy": Out(1), "done": Out(1),
         })
         # Filled in by elaborate(): the simulator reads memories and registers through these.
-        self.memories: dict[str, Memory] = {}
+        self.memories: dict[str, tuple[Memory, int, int]] = {}  # buffer -> (its memory, offset, words)
         self.registers: dict[str, Signal] = {}
         self.pc = Signal(16, name="pc")
-
-    def _roles(self) -> tuple[set[int], set[int]]:
-        left = {w["a"] for w in self.image.words if w["op"] == Op.CONTRACT}
-        right = {w["b"] for w in self.image.words if w["op"] == Op.CONTRACT}
-        return left, right
+        self.cycles = Signal(32, name="cycles")  # cycles of the current (or last) step, host assists excluded
+        self.assist = Signal(name="assist")  # waiting for the host (SoftmaxXentGrad)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -116,13 +113,13 @@ class Accelerator(wiring.Component):
         # --- sequencer state
         ins = Signal(layout, name="ins")
         running, done = Signal(), Signal()
-        assist = Signal()  # waiting for the host to execute a SoftmaxXentGrad (no on-chip unit yet)
+        assist = self.assist  # waiting for the host to execute a SoftmaxXentGrad (no on-chip unit yet)
         owns = Signal()  # the units own the memory ports (else the host does)
         m.d.comb += owns.eq(running & ~assist)
         host_ok = ~owns
         phase = Signal(2)  # 0 fetch, 1 decode, 2 issue, 3 wait
         pc = self.pc
-        cycles = Signal(32)
+        cycles = self.cycles
         imem = m.submodules.imem = Memory(shape=unsigned(image.word_bits), depth=len(image.words), init=image.packed())
         iport = imem.read_port()
         m.d.comb += iport.addr.eq(pc)
@@ -131,11 +128,11 @@ class Accelerator(wiring.Component):
         fa, fb, fc = frac_of(ins.a), frac_of(ins.b), frac_of(ins.c)
 
         # --- units
-        operand_width = max([pls[i].width for i in set().union(*self._roles())] + [2])
+        operand_width = max([mm.widths[w[s]] for w in image.words if w["op"] == Op.CONTRACT for s in ("am", "bm")] + [2])
         acc_width = max([w for w in (getattr(i, "acc_width", 0) for i in prog.instructions)] + [2])
         eng = m.submodules.engine = ContractionEngine(cfg, layout, self.addr_bits, operand_width, acc_width)
         words = [w for w in image.words]
-        out_widths = sorted({pls[w["c"]].width for w in words if w["op"] == Op.CONTRACT}) or [2]
+        out_widths = sorted({mm.widths[w["cm"]] for w in words if w["op"] == Op.CONTRACT}) or [2]
         w_dests = [pls[w["a"] if w["op"] == Op.SGD else w["c"]].width
                    for w in words if w["op"] not in (Op.CONTRACT, Op.END, Op.SCALE, Op.SOFTMAX)]
         v_dests = [pls[w["c"]].width for w in words if w["op"] == Op.SGD and w["momentum"]]
@@ -143,14 +140,15 @@ class Accelerator(wiring.Component):
         m.d.comb += [eng.word.eq(ins), ew.word.eq(ins), ew.pc.eq(pc), ew.step.eq(regs["step"]), ew.lr_decay.eq(regs["lr.decay"]),
                      ew.fa.eq(fa), ew.fb.eq(fb), ew.fc.eq(fc)]
 
-        def width_sel(idx: object, widths: list[int], target: Signal) -> None:
-            with m.Switch(idx):
-                for pl in pls:
-                    if pl.width in widths:
-                        with m.Case(pl.index):
-                            m.d.comb += target.eq(widths.index(pl.width))
-        width_sel(Mux(op == Op.SGD, ins.a, ins.c), ew.w_widths, ew.w_sel)
-        width_sel(ins.c, ew.v_widths, ew.v_sel)
+        def width_sel(mem: object, widths: list[int], target: Signal) -> None:
+            """target = position of the width of memory ``mem`` (a width class) in ``widths``."""
+            with m.Switch(mem):
+                for k, wd in enumerate(mm.widths):
+                    if wd in widths:
+                        with m.Case(k):
+                            m.d.comb += target.eq(widths.index(wd))
+        width_sel(Mux(op == Op.SGD, ins.am, ins.cm), ew.w_widths, ew.w_sel)
+        width_sel(ins.cm, ew.v_widths, ew.v_sel)
 
         # Engine output path: random word at the drain cycle, value delayed to meet it, then rounding.
         rng = m.submodules.eng_rng = RandomLane()
@@ -165,7 +163,7 @@ class Accelerator(wiring.Component):
             m.d.sync += dval[t].eq(dval[t - 1])
         oss = [OutputStage(acc_width, wd) for wd in out_widths]
         e_sel = Signal(range(len(out_widths)))
-        width_sel(ins.c, out_widths, e_sel)
+        width_sel(ins.cm, out_widths, e_sel)
         e_code, e_sat = Signal(signed(64)), Signal()
         for k, s in enumerate(oss):
             m.submodules[f"eng_os{k}"] = s
@@ -180,64 +178,88 @@ class Accelerator(wiring.Component):
         for t in range(OUTPUT_LATENCY + 1):
             eng_busy = eng_busy | dv[t]
 
-        # --- memories and their ports
-        left, right = self._roles()
-        host_local = [Signal(unsigned(self.addr_bits), name=f"host_local{pl.index}") for pl in pls]
-        host_hit = [Signal(name=f"host_hit{pl.index}") for pl in pls]
-        port0: list[object] = []
+        # --- memories (one per width class) and their ports
+        roles: list[set[str]] = [set() for _ in mm.widths]
+        for wd in words:
+            if wd["op"] == Op.CONTRACT:
+                roles[wd["am"]].add("L")
+                roles[wd["bm"]].add("R")
+            elif wd["op"] not in (Op.END, Op.SOFTMAX):
+                roles[wd["am"]].add("EA")
+                if wd["op"] in (Op.BIAS_ADD, Op.RELU_GRAD, Op.SGD):
+                    roles[wd["bm"]].add("EB")
+                if wd["op"] == Op.SGD and wd["momentum"]:
+                    roles[wd["cm"]] |= {"EC", "V"}
+        cms: list[ClassMemory] = []
+        for k, (width, depth) in enumerate(zip(mm.widths, mm.depths())):
+            init = [0] * depth
+            for pl in pls:
+                if pl.memory == k and pl.name in self.state:
+                    init[pl.offset : pl.offset + pl.depth] = [int(v) for v in np.asarray(self.state[pl.name]).reshape(-1)]
+            cm = ClassMemory(width, depth, init, roles[k], P, Q, self.addr_bits)
+            m.submodules[f"mem{k}"] = cm
+            cms.append(cm)
         for pl in pls:
-            init = self.state.get(pl.name)
-            init_list = [int(v) for v in np.asarray(init).reshape(-1)] if init is not None else []
-            mem = Memory(shape=signed(pl.width), depth=pl.depth, init=init_list)
-            m.submodules[f"mem_{pl.index}"] = mem
-            self.memories[pl.name] = mem
-            n = max(1, P if pl.index in left else 0, Q if pl.index in right else 0)
-            ports = [mem.read_port() for _ in range(n)]
-            i = pl.index
-            m.d.comb += [host_hit[i].eq((self.host_addr >= pl.base) & (self.host_addr < pl.base + pl.depth)),
-                         host_local[i].eq(self.host_addr - pl.base)]
-            for j, port in enumerate(ports):
-                addr = host_local[i] if j == 0 else 0
-                if j == 0:
-                    addr = Mux(owns & (ins.c == i), ew.ec, addr)
-                    addr = Mux(owns & (ins.b == i), ew.eb, addr)
-                    addr = Mux(owns & (ins.a == i), ew.ea, addr)
-                if i in right and j < Q:
-                    addr = Mux(owns & (op == Op.CONTRACT) & (ins.b == i), eng.r_addr[j], addr)
-                if i in left and j < P:
-                    addr = Mux(owns & (op == Op.CONTRACT) & (ins.a == i), eng.l_addr[j], addr)
-                m.d.comb += port.addr.eq(addr)
-            port0.append(ports[0].data)
-            for j in range(P if i in left else 0):
-                with m.If(ins.a == i):
-                    m.d.comb += eng.l_data[j].eq(ports[j].data)
-            for j in range(Q if i in right else 0):
-                with m.If(ins.b == i):
-                    m.d.comb += eng.r_data[j].eq(ports[j].data)
-            with m.If(ins.a == i):
-                m.d.comb += ew.da.eq(ports[0].data)
-            with m.If(ins.b == i):
-                m.d.comb += ew.db.eq(ports[0].data)
-            with m.If(ins.c == i):
-                m.d.comb += ew.dc.eq(ports[0].data)
+            self.memories[pl.name] = (cms[pl.memory].memory, pl.offset, pl.depth)
 
-            wp = mem.write_port()
-            w_dest = Mux(op == Op.SGD, ins.a, ins.c)
-            sat_inc = Signal(name=f"sat_inc{i}")
-            with m.If(e_en & (ins.c == i)):
-                m.d.comb += [wp.en.eq(1), wp.addr.eq(di[-1]), wp.data.eq(e_code), sat_inc.eq(e_sat)]
-            with m.Elif(ew.w_en & (w_dest == i)):
-                m.d.comb += [wp.en.eq(1), wp.addr.eq(ew.w_addr), wp.data.eq(ew.w_data), sat_inc.eq(ew.w_sat)]
-            with m.Elif(ew.v_en & (ins.c == i)):
-                m.d.comb += [wp.en.eq(1), wp.addr.eq(ew.v_addr), wp.data.eq(ew.v_data), sat_inc.eq(ew.v_sat)]
-            with m.Elif(host_ok & self.host_we & host_hit[i]):
-                m.d.comb += [wp.en.eq(1), wp.addr.eq(host_local[i]), wp.data.eq(self.host_wdata)]
+        # Host address decode (its own fragment: it changes only with host_addr).
+        hd = m.submodules.host_decode = Module()
+        host_hit, host_mem, host_local = Signal(), Signal(range(len(cms))), Signal(unsigned(self.addr_bits))
+        for pl in pls:
+            with hd.If((self.host_addr >= pl.base) & (self.host_addr < pl.base + pl.depth)):
+                hd.d.comb += [host_hit.eq(1), host_mem.eq(pl.memory), host_local.eq(self.host_addr - pl.base + pl.offset)]
+
+        # Port routing (its own fragment).
+        rt = m.submodules.route = Module()
+        is_ew_run = owns & (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX)
+        w_mem = Mux(op == Op.SGD, ins.am, ins.cm)
+        w_off = Mux(op == Op.SGD, ins.ao, ins.co)
+        for k, cm in enumerate(cms):
+            rt.d.comb += [
+                cm.l_sel.eq(owns & (op == Op.CONTRACT) & (ins.am == k)), cm.r_sel.eq(owns & (op == Op.CONTRACT) & (ins.bm == k)),
+                cm.ea_sel.eq(is_ew_run & (ins.am == k)), cm.eb_sel.eq(is_ew_run & (ins.bm == k)), cm.ec_sel.eq(is_ew_run & (ins.cm == k)),
+                cm.ea.eq(ew.ea + ins.ao), cm.eb.eq(ew.eb + ins.bo), cm.ec.eq(ew.ec + ins.co), cm.host_addr.eq(host_local),
+            ]
+            rt.d.comb += [cm.l_addr[p].eq(eng.l_addr[p] + ins.ao) for p in range(P)]
+            rt.d.comb += [cm.r_addr[q].eq(eng.r_addr[q] + ins.bo) for q in range(Q)]
+            with rt.If(e_en & (ins.cm == k)):
+                rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(di[-1] + ins.co), cm.w_data.eq(e_code)]
+            with rt.Elif(ew.w_en & (w_mem == k)):
+                rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(ew.w_addr + w_off), cm.w_data.eq(ew.w_data)]
+            with rt.Elif(host_ok & self.host_we & host_hit & (host_mem == k)):
+                rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(host_local), cm.w_data.eq(self.host_wdata)]
+            rt.d.comb += [cm.v_en.eq(ew.v_en & (ins.cm == k)), cm.v_addr.eq(ew.v_addr + ins.co), cm.v_data.eq(ew.v_data)]
+
+        # Read data back to the units (its own fragment).
+        gt = m.submodules.gather = Module()
+        for k, cm in enumerate(cms):
+            if "L" in cm.roles:
+                with gt.If(ins.am == k):
+                    gt.d.comb += [eng.l_data[p].eq(cm.data[p]) for p in range(P)]
+            if "R" in cm.roles:
+                with gt.If(ins.bm == k):
+                    gt.d.comb += [eng.r_data[q].eq(cm.data[cm.r_base + q]) for q in range(Q)]
+            with gt.If(ins.am == k):
+                gt.d.comb += ew.da.eq(cm.data[0])
+            if len(cm.data) > 1:
+                with gt.If(ins.bm == k):
+                    gt.d.comb += ew.db.eq(cm.data[1])
+            if len(cm.data) > 2:
+                with gt.If(ins.cm == k):
+                    gt.d.comb += ew.dc.eq(cm.data[2])
+
+        # Saturation counters: one per counted buffer.
+        w_id = Mux(op == Op.SGD, ins.a, ins.c)
+        for pl in pls:
             counter = f"sat.{pl.name}"
-            if counter in regs:
-                with m.If(sat_inc):
-                    m.d.sync += regs[counter].eq(regs[counter] + 1)
-                with m.Elif(host_ok & self.host_we & (self.host_addr == mm.register_address(counter))):
-                    m.d.sync += regs[counter].eq(self.host_wdata)
+            if counter not in regs:
+                continue
+            i = pl.index
+            inc = (e_en & e_sat & (ins.c == i)) | (ew.w_en & ew.w_sat & (w_id == i)) | (ew.v_en & ew.v_sat & (ins.c == i))
+            with m.If(inc):
+                m.d.sync += regs[counter].eq(regs[counter] + 1)
+            with m.Elif(host_ok & self.host_we & (self.host_addr == mm.register_address(counter))):
+                m.d.sync += regs[counter].eq(self.host_wdata)
 
         # --- scale registers
         with m.If(ew.scale_strobe):
@@ -259,7 +281,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.busy.eq(running), self.done.eq(done)]
         is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX)
         with m.If(running):
-            m.d.sync += cycles.eq(cycles + 1)
+            with m.If(~assist):
+                m.d.sync += cycles.eq(cycles + 1)
             with m.Switch(phase):
                 with m.Case(0):
                     m.d.sync += phase.eq(1)
@@ -292,9 +315,10 @@ class Accelerator(wiring.Component):
                     with m.Case(a):
                         m.d.sync += regs[name].eq(self.host_wdata)
         rdata_reg = Signal(signed(64))
-        sel = Signal(range(len(pls) + 1))
+        from_mem = Signal()
+        rmem = Signal(range(len(cms)))
         with m.If(self.host_re):
-            m.d.sync += [sel.eq(len(pls)), rdata_reg.eq(0)]
+            m.d.sync += [from_mem.eq(host_hit), rmem.eq(host_mem), rdata_reg.eq(0)]
             with m.Switch(self.host_addr):
                 with m.Case(STATUS):
                     m.d.sync += rdata_reg.eq(done | (running << 1) | (assist << 2))
@@ -305,12 +329,10 @@ class Accelerator(wiring.Component):
                 for a, name in reg_addr.items():
                     with m.Case(a):
                         m.d.sync += rdata_reg.eq(regs[name])
-            for pl in pls:
-                with m.If(host_hit[pl.index]):
-                    m.d.sync += sel.eq(pl.index)
         m.d.comb += self.host_rdata.eq(rdata_reg)
-        with m.Switch(sel):
-            for pl in pls:
-                with m.Case(pl.index):
-                    m.d.comb += self.host_rdata.eq(port0[pl.index])
+        with m.If(from_mem):
+            with m.Switch(rmem):
+                for k, cm in enumerate(cms):
+                    with m.Case(k):
+                        m.d.comb += self.host_rdata.eq(cm.data[0])
         return m
