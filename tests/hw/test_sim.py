@@ -8,8 +8,11 @@ import pytest
 import torch
 
 from ttedge.fixed import FixedFormat, Interpreter, PrecisionConfig, compile_program
+from ttedge.hw import cycles
 from ttedge.hw.config import AcceleratorConfig
+from ttedge.hw.cycles import instruction_cycles, step_cycles, utilization
 from ttedge.hw.sim import simulate
+from ttedge.hw.top import OUTPUT_LATENCY
 from ttedge.models import MLP
 from ttedge.tt import TTLinear
 
@@ -58,3 +61,18 @@ def test_random_configurations_are_bit_exact(seed: int) -> None:
 
 def report_registers(interp: Interpreter) -> list[str]:
     return [k for k in interp.state if k not in {b.name for b in interp.program.buffers}]
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_cycle_model_matches_simulation(seed: int) -> None:
+    interp, config, batches = random_case(seed)
+    program = interp.program
+    report = simulate(interp, config, batches[:1])
+    assert report.mismatches == []
+    assert report.instruction_cycles[0] == instruction_cycles(program, config)
+    assert report.step_cycles[0] == step_cycles(program, config)
+    assert report.utilization == utilization(program, config)
+
+
+def test_output_latency_constant_matches_the_units() -> None:
+    assert cycles.OUTPUT_LATENCY == OUTPUT_LATENCY

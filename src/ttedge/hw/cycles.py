@@ -1,16 +1,28 @@
 """The cycle model: clock cycles of every instruction from the program and the accelerator config.
 
-Each function mirrors the timing rules its unit's docstring states (no fitted constants); the tests
-check them against the simulated counts cycle for cycle.
+Each count follows the timing rules the units' docstrings state (no fitted constants); the tests
+check them against the simulated counts cycle for cycle. Per instruction the sequencer spends
+:data:`SEQUENCER` cycles (fetch, decode, issue), then waits for its unit:
+
+* Contract: the engine's count (:func:`contract_cycles`) plus ``OUTPUT_LATENCY`` (random word and
+  rounding of the last drained sum);
+* elementwise instructions: one issue per element (BiasGrad: per output and batch row), plus
+  ``elementwise.FLUSH``;
+* SoftmaxXentGrad: host-assisted in this slice; the host's time is not counted;
+* the END word: fetch, decode and issue.
 """
 
 from __future__ import annotations
 
-from ..fixed.program import Contract
+from ..fixed.program import Contract, Program, SoftmaxXentGrad
 from .config import AcceleratorConfig
-from .isa import contract_fields
+from .elementwise import FLUSH
+from .isa import Op, contract_fields, encode_program
 
-__all__ = ["contract_cycles"]
+__all__ = ["SEQUENCER", "contract_cycles", "instruction_cycles", "step_cycles", "utilization", "cycles_by_kind"]
+
+SEQUENCER = 3  # fetch, decode and issue cycles of every instruction word
+OUTPUT_LATENCY = 10  # = top.OUTPUT_LATENCY: RandomLane (8) + OutputStage (2); pinned by a test
 
 
 def _ceil(a: int, b: int) -> int:
@@ -18,10 +30,54 @@ def _ceil(a: int, b: int) -> int:
 
 
 def contract_cycles(ins: Contract, config: AcceleratorConfig) -> int:
-    """Cycles the engine is busy on ``ins``, from its start cycle to the cycle ``busy`` falls."""
+    """Cycles from the engine's start cycle to the first cycle its ``busy`` is low.
+
+    Q set-up cycles, then a tile every max(Z, P*Q) cycles (Z summed products per output, P*Q
+    drain cycles of the previous tile), the last tile's Z issues, one MAC cycle and its P*Q drain.
+    """
     f = contract_fields(ins, config.q)
     P, Q, D = config.p, config.q, config.p * config.q
     tiles = _ceil(f["nx"], P) * _ceil(f["ny"], Q)
     z = f["nzhi"] * f["nzlo"]
     last_start = Q + 1 + (tiles - 1) * max(z, D)
     return last_start + z + 1 + D
+
+
+def instruction_cycles(program: Program, config: AcceleratorConfig) -> list[int]:
+    """Cycles of each instruction of ``program``, in program order (module docstring)."""
+    words = encode_program(program, config).words
+    out = []
+    for ins, word in zip(program.instructions, words):
+        if isinstance(ins, Contract):
+            out.append(SEQUENCER + contract_cycles(ins, config) + OUTPUT_LATENCY)
+        elif isinstance(ins, SoftmaxXentGrad):
+            out.append(SEQUENCER)
+        else:
+            issues = word["nx"] * (word["nzlo"] if word["op"] == Op.BIAS_GRAD else 1)
+            out.append(SEQUENCER + issues + FLUSH)
+    return out
+
+
+def step_cycles(program: Program, config: AcceleratorConfig) -> int:
+    """Cycles of one training step: every instruction plus the END word."""
+    return sum(instruction_cycles(program, config)) + SEQUENCER
+
+
+def utilization(program: Program, config: AcceleratorConfig) -> float:
+    """Useful MACs / (step cycles x P x Q), predicted."""
+    return program.macs / (step_cycles(program, config) * config.lanes)
+
+
+def cycles_by_kind(program: Program, config: AcceleratorConfig) -> dict[str, dict[str, float]]:
+    """Per instruction kind (Contract split by mode): cycles, MACs and MAC-array utilization while
+    that kind runs (MACs / (cycles x P x Q))."""
+    out: dict[str, dict[str, float]] = {}
+    for ins, cyc in zip(program.instructions, instruction_cycles(program, config)):
+        kind = f"Contract.{ins.mode}" if isinstance(ins, Contract) else type(ins).__name__
+        row = out.setdefault(kind, {"count": 0, "cycles": 0, "macs": 0})
+        row["count"] += 1
+        row["cycles"] += cyc
+        row["macs"] += ins.macs
+    for row in out.values():
+        row["utilization"] = row["macs"] / (row["cycles"] * config.lanes) if row["cycles"] else 0.0
+    return out

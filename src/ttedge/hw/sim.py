@@ -115,10 +115,10 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
             per_ins = [0] * (len(program.instructions) + 1)  # + the END word
             last_pc, last_cycles = 0, 0
             while True:
-                await ctx.tick()
                 if ctx.get(dut.assist):
-                    await host_softmax(ctx)
-                    continue
+                    await host_softmax(ctx)  # its last write resumes the sequencer
+                else:
+                    await ctx.tick()
                 pc, cycles = ctx.get(dut.pc), ctx.get(dut.cycles)
                 if pc == last_pc and not ctx.get(dut.done):
                     continue

@@ -174,9 +174,13 @@ class Accelerator(wiring.Component):
                 with m.Case(k):
                     m.d.comb += [e_code.eq(oss[k].code), e_sat.eq(oss[k].saturated)]
         e_en = dv[-1] & (op == Op.CONTRACT)
-        eng_busy = eng.busy
-        for t in range(OUTPUT_LATENCY + 1):
-            eng_busy = eng_busy | dv[t]
+        # The engine counts as busy OUTPUT_LATENCY cycles after its own busy falls (its last write).
+        tail = Signal(range(OUTPUT_LATENCY + 1))
+        with m.If(eng.busy):
+            m.d.sync += tail.eq(OUTPUT_LATENCY)
+        with m.Elif(tail != 0):
+            m.d.sync += tail.eq(tail - 1)
+        eng_busy = eng.busy | (tail != 0)
 
         # --- memories (one per width class) and their ports
         roles: list[set[str]] = [set() for _ in mm.widths]
