@@ -8,13 +8,14 @@ check them against the simulated counts cycle for cycle. Per instruction the seq
   rounding of the last drained sum);
 * elementwise instructions: one issue per element (BiasGrad: per output and batch row), plus
   ``elementwise.FLUSH``;
+* ScaleControl: none (the buffer's max |code| was tracked as it was written);
 * SoftmaxXentGrad: host-assisted in this slice; the host's time is not counted;
 * the END word: fetch, decode and issue.
 """
 
 from __future__ import annotations
 
-from ..fixed.program import Contract, Program, SoftmaxXentGrad
+from ..fixed.program import Contract, Program, ScaleControl, SoftmaxXentGrad
 from .config import AcceleratorConfig
 from .elementwise import FLUSH
 from .isa import Op, contract_fields, encode_program
@@ -50,7 +51,7 @@ def instruction_cycles(program: Program, config: AcceleratorConfig) -> list[int]
     for ins, word in zip(program.instructions, words):
         if isinstance(ins, Contract):
             out.append(SEQUENCER + contract_cycles(ins, config) + OUTPUT_LATENCY)
-        elif isinstance(ins, SoftmaxXentGrad):
+        elif isinstance(ins, (SoftmaxXentGrad, ScaleControl)):
             out.append(SEQUENCER)
         else:
             issues = word["nx"] * (word["nzlo"] if word["op"] == Op.BIAS_GRAD else 1)

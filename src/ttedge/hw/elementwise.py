@@ -1,5 +1,5 @@
-"""The elementwise unit: BiasAdd, BiasGrad, Relu, ReluGrad, SgdUpdate (with and without momentum),
-Narrow and ScaleControl, one element per cycle through one pipeline.
+"""The elementwise unit: BiasAdd, BiasGrad, Relu, ReluGrad, SgdUpdate (with and without momentum)
+and Narrow, one element per cycle through one pipeline.
 
 Operands come through three read slots (buffer ids ``a``, ``b``, ``c`` of the word; the top routes
 each slot to port 0 of that buffer's memory) and results leave through two write slots: the main
@@ -19,9 +19,7 @@ Pipeline, for the element issued at cycle t (addresses and random request)::
     t+10 the main result is written
 
 so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`), BiasGrad issuing
-one element per (output, batch) pair and writing one result per output. ScaleControl streams the
-buffer through :class:`~ttedge.hw.scale.MaxAbs` and applies :class:`~ttedge.hw.scale.ScaleUnit`
-after the last element (``scale_strobe``).
+one element per (output, batch) pair and writing one result per output.
 """
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
@@ -32,11 +30,10 @@ from amaranth.lib.data import StructLayout
 from amaranth.lib.wiring import In, Out
 
 from ..fixed.ops import MAX_STOCHASTIC_SHIFT
-from ..fixed.program import ScaleRule
 from .isa import Op
 from .requant import SHIFT_BITS, OutputStage, RoundingMode
 from .rng import RandomLane
-from .scale import FRAC_BITS, MaxAbs, ScaleUnit
+from .scale import FRAC_BITS
 
 __all__ = ["ElementwiseUnit", "FLUSH"]
 
@@ -49,16 +46,13 @@ class ElementwiseUnit(wiring.Component):
     """One element per cycle of the elementwise instructions (module docstring).
 
     ``w_widths``: the widths (bits) of every main-slot destination; ``v_widths``: of every velocity;
-    ``scales``: the (width, ScaleRule) of every scale unit (``isa.scale_units`` order); ``seed``:
-    the program's random seed; ``addr_bits``: bits of a memory address.
+    ``seed``: the program's random seed; ``addr_bits``: bits of a memory address.
     """
 
     def __init__(self, layout: StructLayout, addr_bits: int, w_widths: list[int], v_widths: list[int],
-                 scales: list[tuple[int, ScaleRule]], seed: int, counter_width: int) -> None:
-        self.w_widths, self.v_widths, self.scales, self.seed = sorted(set(w_widths)), sorted(set(v_widths)) or [2], scales, seed
-        nsel = max(len(self.w_widths), len(self.v_widths), len(scales), 1)
-        over = max([r.up_after.bit_length() for _, r in scales] + [1])
-        under = max([r.down_after.bit_length() for _, r in scales] + [1])
+                 seed: int, counter_width: int) -> None:
+        self.w_widths, self.v_widths, self.seed = sorted(set(w_widths)), sorted(set(v_widths)) or [2], seed
+        nsel = max(len(self.w_widths), len(self.v_widths), 1)
         super().__init__({
             "start": In(1), "word": In(layout), "busy": Out(1),
             "pc": In(32), "step": In(counter_width), "lr_decay": In(8),
@@ -68,8 +62,6 @@ class ElementwiseUnit(wiring.Component):
             "da": In(signed(_W)), "db": In(signed(_W)), "dc": In(signed(_W)),
             "w_en": Out(1), "w_addr": Out(unsigned(addr_bits)), "w_data": Out(signed(_W)), "w_sat": Out(1),
             "v_en": Out(1), "v_addr": Out(unsigned(addr_bits)), "v_data": Out(signed(_W)), "v_sat": Out(1),
-            "scale_over": In(over), "scale_under": In(under),
-            "scale_strobe": Out(1), "new_frac": Out(FRAC_BITS), "new_over": Out(over), "new_under": Out(under),
         })
 
     def elaborate(self, platform: object) -> Module:
@@ -201,25 +193,7 @@ class ElementwiseUnit(wiring.Component):
                 with m.Case(k):
                     m.d.comb += [code.eq(osw[k].code), sat.eq(osw[k].saturated)]
         out_valid = valid[10] & (~(op == Op.BIAS_GRAD) | last[10])
-        writes = (op != Op.SCALE) & (op != Op.SOFTMAX)
-        m.d.comb += [self.w_en.eq(out_valid & writes), self.w_addr.eq(index[10]), self.w_data.eq(code), self.w_sat.eq(sat)]
-
-        # --- ScaleControl: max |code| over the stream, the rule after the last element
-        widths = sorted({wd for wd, _ in self.scales})
-        maxes = {}
-        for wd in widths:
-            mx = m.submodules[f"maxabs{wd}"] = MaxAbs(wd)
-            m.d.comb += [mx.clear.eq(self.start), mx.valid.eq(valid[1] & (op == Op.SCALE)), mx.code.eq(da[:wd])]
-            maxes[wd] = mx
-        strobe = Signal()
-        m.d.comb += strobe.eq((op == Op.SCALE) & valid[2] & ~valid[1])  # the cycle after the last element's MaxAbs edge
-        with m.Switch(w.k1):
-            for k, (wd, rule) in enumerate(self.scales):
-                su = m.submodules[f"scale{k}"] = ScaleUnit(wd, rule)
-                m.d.comb += [su.m.eq(maxes[wd].max), su.frac.eq(fa), su.over.eq(self.scale_over), su.under.eq(self.scale_under)]
-                with m.Case(k):
-                    m.d.comb += [self.new_frac.eq(su.new_frac), self.new_over.eq(su.new_over), self.new_under.eq(su.new_under)]
-        m.d.comb += self.scale_strobe.eq(strobe)
+        m.d.comb += [self.w_en.eq(out_valid), self.w_addr.eq(index[10]), self.w_data.eq(code), self.w_sat.eq(sat)]
 
         m.d.comb += self.busy.eq(self.start | issuing | valid[1] | valid[2] | valid[3] | valid[4] | valid[5]
                                  | valid[6] | valid[7] | valid[8] | valid[9] | valid[10])

@@ -14,6 +14,9 @@
   writes the error buffer and ``sat.<error>``, and resumes by writing 2 to CTRL.
 * **State registers**: ``step``, ``lr.decay``, ``scale.<buf>.frac/over/under`` per dynamic buffer,
   ``sat.<buf>`` per counted buffer (a saturated code written into the buffer adds one).
+* **Scaling**: a MaxAbs on the write stream tracks each dynamic buffer's max |code| as its
+  instruction writes it (each instruction writes every element of its destination); a
+  ScaleControl applies its ScaleUnit to that register in its issue cycle, without reading memory.
 * **Host port** (``memmap`` module docstring for the map): ``host_addr``/``host_wdata``/``host_we``
   write a word at the edge; ``host_re`` reads one, on ``host_rdata`` the next cycle. Memories are
   accessed only while idle.
@@ -38,7 +41,7 @@ from .memories import ClassMemory
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
 from .requant import OutputStage
 from .rng import RandomLane
-from .scale import FRAC_BITS
+from .scale import FRAC_BITS, MaxAbs, ScaleUnit
 
 __all__ = ["Accelerator", "OUTPUT_LATENCY"]
 
@@ -136,7 +139,7 @@ class Accelerator(wiring.Component):
         w_dests = [pls[w["a"] if w["op"] == Op.SGD else w["c"]].width
                    for w in words if w["op"] not in (Op.CONTRACT, Op.END, Op.SCALE, Op.SOFTMAX)]
         v_dests = [pls[w["c"]].width for w in words if w["op"] == Op.SGD and w["momentum"]]
-        ew = m.submodules.ew = ElementwiseUnit(layout, self.addr_bits, w_dests or [2], v_dests, rules, prog.seed, cfg.counter_width)
+        ew = m.submodules.ew = ElementwiseUnit(layout, self.addr_bits, w_dests or [2], v_dests, prog.seed, cfg.counter_width)
         m.d.comb += [eng.word.eq(ins), ew.word.eq(ins), ew.pc.eq(pc), ew.step.eq(regs["step"]), ew.lr_decay.eq(regs["lr.decay"]),
                      ew.fa.eq(fa), ew.fb.eq(fb), ew.fc.eq(fc)]
 
@@ -188,7 +191,7 @@ class Accelerator(wiring.Component):
             if wd["op"] == Op.CONTRACT:
                 roles[wd["am"]].add("L")
                 roles[wd["bm"]].add("R")
-            elif wd["op"] not in (Op.END, Op.SOFTMAX):
+            elif wd["op"] not in (Op.END, Op.SOFTMAX, Op.SCALE):
                 roles[wd["am"]].add("EA")
                 if wd["op"] in (Op.BIAS_ADD, Op.RELU_GRAD, Op.SGD):
                     roles[wd["bm"]].add("EB")
@@ -215,7 +218,7 @@ class Accelerator(wiring.Component):
 
         # Port routing (its own fragment).
         rt = m.submodules.route = Module()
-        is_ew_run = owns & (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX)
+        is_ew_run = owns & (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE)
         w_mem = Mux(op == Op.SGD, ins.am, ins.cm)
         w_off = Mux(op == Op.SGD, ins.ao, ins.co)
         for k, cm in enumerate(cms):
@@ -265,25 +268,41 @@ class Accelerator(wiring.Component):
             with m.Elif(host_ok & self.host_we & (self.host_addr == mm.register_address(counter))):
                 m.d.sync += regs[counter].eq(self.host_wdata)
 
-        # --- scale registers
-        with m.If(ew.scale_strobe):
+        # --- max |code| of every dynamic buffer, tracked on its writes (every instruction writes all
+        # elements of its destination, so the last writer's maximum is the buffer's), and ScaleControl
+        # applying its rule to it in its issue cycle.
+        dyn = [pl for pl in pls if pl.buffer.dynamic]
+        w_code = Mux(e_en, e_code, ew.w_data)
+        w_valid = e_en | ew.w_en
+        maxabs = {}
+        for wd in sorted({pl.width for pl in dyn}):
+            mx = m.submodules[f"maxabs{wd}"] = MaxAbs(wd)
+            m.d.comb += [mx.clear.eq(phase == 2), mx.valid.eq(w_valid), mx.code.eq(w_code[:wd])]
+            maxabs[wd] = mx
+        maxregs = {pl.index: Signal(pl.width, name=f"max_{pl.name.replace('.', '_')}") for pl in dyn}
+        finished = Signal()  # the WAIT phase's last cycle (the unit is idle)
+        with m.If(finished):
+            with m.Switch(w_id):
+                for pl in dyn:
+                    with m.Case(pl.index):
+                        m.d.sync += maxregs[pl.index].eq(maxabs[pl.width].max)
+        scaling = Signal()  # a ScaleControl's issue cycle
+        for k, (wd, rule) in enumerate(rules):
+            su = m.submodules[f"scale{k}"] = ScaleUnit(wd, rule)
             with m.Switch(ins.a):
-                for pl in pls:
-                    if pl.buffer.dynamic:
+                for pl in dyn:
+                    if pl.width == wd:
                         with m.Case(pl.index):
                             key = f"scale.{pl.name}."
-                            m.d.sync += [regs[key + "frac"].eq(ew.new_frac), regs[key + "over"].eq(ew.new_over),
-                                         regs[key + "under"].eq(ew.new_under)]
-        m.d.comb += [ew.scale_over.eq(0), ew.scale_under.eq(0)]
-        with m.Switch(ins.a):
-            for pl in pls:
-                if pl.buffer.dynamic:
-                    with m.Case(pl.index):
-                        m.d.comb += [ew.scale_over.eq(regs[f"scale.{pl.name}.over"]), ew.scale_under.eq(regs[f"scale.{pl.name}.under"])]
+                            m.d.comb += [su.m.eq(maxregs[pl.index]), su.frac.eq(regs[key + "frac"]),
+                                         su.over.eq(regs[key + "over"]), su.under.eq(regs[key + "under"])]
+                            with m.If(scaling & (ins.k1 == k)):
+                                m.d.sync += [regs[key + "frac"].eq(su.new_frac), regs[key + "over"].eq(su.new_over),
+                                             regs[key + "under"].eq(su.new_under)]
 
         # --- sequencer
         m.d.comb += [self.busy.eq(running), self.done.eq(done)]
-        is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX)
+        is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE)
         with m.If(running):
             with m.If(~assist):
                 m.d.sync += cycles.eq(cycles + 1)
@@ -295,6 +314,9 @@ class Accelerator(wiring.Component):
                 with m.Case(2):
                     with m.If(op == Op.END):
                         m.d.sync += [running.eq(0), done.eq(1), regs["step"].eq(regs["step"] + 1), pc.eq(0)]
+                    with m.Elif(op == Op.SCALE):
+                        m.d.comb += scaling.eq(1)
+                        m.d.sync += [pc.eq(pc + 1), phase.eq(0)]
                     with m.Elif(op == Op.SOFTMAX):
                         m.d.sync += [assist.eq(1), phase.eq(3)]
                     with m.Else():
@@ -305,6 +327,7 @@ class Accelerator(wiring.Component):
                         with m.If(self.host_we & (self.host_addr == CTRL) & self.host_wdata[1]):
                             m.d.sync += [assist.eq(0), pc.eq(pc + 1), phase.eq(0)]
                     with m.Elif(~Mux(op == Op.CONTRACT, eng_busy, ew.busy)):
+                        m.d.comb += finished.eq(1)
                         m.d.sync += [pc.eq(pc + 1), phase.eq(0)]
         with m.Elif(self.host_we & (self.host_addr == CTRL) & self.host_wdata[0]):
             m.d.sync += [running.eq(1), done.eq(0), phase.eq(0), pc.eq(0), cycles.eq(0)]
