@@ -53,10 +53,11 @@ def run_engine(ins: Contract, a: np.ndarray, b: np.ndarray, cfg: AcceleratorConf
         ctx.set(eng.start, 0)
         n = 1
         while ctx.get(eng.busy):
-            if ctx.get(eng.out_valid):
-                idx = ctx.get(eng.out_index)
-                assert idx not in got
-                got[idx] = ctx.get(eng.out_value)
+            for q in range(cfg.q):
+                if ctx.get(eng.out_valid[q]):
+                    idx = ctx.get(eng.out_index[q])
+                    assert idx not in got
+                    got[idx] = ctx.get(eng.out_value[q])
             cycles[1] += ctx.get(eng.macs)
             await ctx.tick()
             n += 1

@@ -33,11 +33,11 @@ def _ceil(a: int, b: int) -> int:
 def contract_cycles(ins: Contract, config: AcceleratorConfig) -> int:
     """Cycles from the engine's start cycle to the first cycle its ``busy`` is low.
 
-    Q set-up cycles, then a tile every max(Z, P*Q) cycles (Z summed products per output, P*Q
-    drain cycles of the previous tile), the last tile's Z issues, one MAC cycle and its P*Q drain.
+    Q set-up cycles, then a tile every max(Z, P) cycles (Z summed products per output, P drain
+    cycles of the previous tile), the last tile's Z issues, one MAC cycle and its P-cycle drain.
     """
     f = contract_fields(ins, config.q)
-    P, Q, D = config.p, config.q, config.p * config.q
+    P, Q, D = config.p, config.q, config.p
     tiles = _ceil(f["nx"], P) * _ceil(f["ny"], Q)
     z = f["nzhi"] * f["nzlo"]
     last_start = Q + 1 + (tiles - 1) * max(z, D)

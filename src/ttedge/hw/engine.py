@@ -11,17 +11,17 @@ Loop nest (y tiles outer, x tiles inner, z innermost)::
     for y0 in 0, Q, 2Q, ... < ny:          lane q holds (ylo, yflat, R y-address, out y-address)
       for x0 in 0, P, 2P, ... < nx:        lane p's x-address is xbase + p * stride (constant product)
         for z in (zhi, zlo):               acc[p][q] += L[x0 + p, z] * R[z, y0 + q]
-        -> shadow <- acc; drain the P*Q shadow entries, one per cycle, while the next tile runs
+        -> shadow <- acc; drain the P rows of Q sums, one row per cycle, while the next tile runs
 
-The drain emits (index, value) with ``index`` the flat output element (the output memory address
-and the random-word index); entries of lanes beyond nx or ny are emitted with ``out_valid`` low.
-A tile may start issuing only when the previous drain ends by its own last MAC, so tiles start
-every max(Z, P*Q) cycles (Z = nzhi * nzlo): :func:`ttedge.hw.cycles.contract_cycles` is the exact
-count.
+The drain emits, per y lane q, (index, value) with ``index`` the flat output element (the output
+memory address and the random-word index); lanes beyond nx or ny are emitted with their
+``out_valid`` bit low. A tile may start issuing only when the previous drain ends by its own last
+MAC, so tiles start every max(Z, P) cycles (Z = nzhi * nzlo):
+:func:`ttedge.hw.cycles.contract_cycles` is the exact count.
 
 Timing of one instruction, from the ``start`` cycle: Q cycles set the y lanes up (a walker shifts
-lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P*Q); the last entry is
-emitted D = P*Q cycles after the last tile's MAC ends; ``busy`` falls the cycle after.
+lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P); the last row is
+emitted P cycles after the last tile's MAC ends; ``busy`` falls the cycle after.
 """
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
@@ -56,15 +56,16 @@ class ContractionEngine(wiring.Component):
             "l_data": In(ArrayLayout(signed(operand_width), p)),
             "r_addr": Out(ArrayLayout(unsigned(addr_bits), q)),
             "r_data": In(ArrayLayout(signed(operand_width), q)),
-            "out_valid": Out(1),
-            "out_index": Out(unsigned(addr_bits)),
-            "out_value": Out(signed(acc_width)),
+            "out_valid": Out(q),  # per y lane: out_index/out_value hold a sum this cycle
+            "out_index": Out(ArrayLayout(unsigned(addr_bits), q)),
+            "out_value": Out(ArrayLayout(signed(acc_width), q)),
             "macs": Out(1),  # a MAC cycle (the data of an issued z step are being accumulated)
         })
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        P, Q, D = self.config.p, self.config.q, self.config.p * self.config.q
+        P, Q = self.config.p, self.config.q
+        D = P  # drain cycles per tile: one row of Q sums per cycle
         w = self.word
         nb = self.num_bits + 2
         S = lambda name, **kw: Signal(signed(nb), name=name, **kw)  # noqa: E731
@@ -154,7 +155,7 @@ class ContractionEngine(wiring.Component):
         m.d.sync += [mac_v.eq(fire & ~self.start), mac_first.eq((zlo == 0) & (zhi == 0)), mac_last.eq(last_z)]
         m.d.comb += self.macs.eq(mac_v)
         acc = [[Signal(signed(self.acc_width), name=f"acc{p}_{q}", reset_less=True) for q in range(Q)] for p in range(P)]
-        shadow = [Signal(signed(self.acc_width), name=f"shadow{i}", reset_less=True) for i in range(D)]
+        shadow = [[Signal(signed(self.acc_width), name=f"shadow{p}_{q}", reset_less=True) for q in range(Q)] for p in range(P)]
         acc_next = [[Signal(signed(self.acc_width), name=f"accn{p}_{q}") for q in range(Q)] for p in range(P)]
         for p in range(P):
             for q in range(Q):
@@ -163,32 +164,26 @@ class ContractionEngine(wiring.Component):
                 with m.If(mac_v):
                     m.d.sync += acc[p][q].eq(acc_next[p][q])
 
-        # --- drain: shift the shadow out, entry (p, q) with q fastest
-        left = Signal(range(D + 1))
-        dq = Signal(range(Q))
-        dx = S("dx")  # x of the entry being emitted
+        # --- drain: shift the shadow out a row (Q entries, one x) per cycle
+        left = Signal(range(P + 1))
+        dx = S("dx")  # x of the row being emitted
         dxo = S("dxo")  # its out x-address
-        dyo = [S(f"dyo{q}") for q in range(Q)]  # rotated: dyo[0] belongs to the emitted entry
+        dyo = [S(f"dyo{q}") for q in range(Q)]
         dyf = [S(f"dyf{q}") for q in range(Q)]
-        m.d.comb += [
-            self.out_valid.eq((left != 0) & (dx < w.nx) & (dyf[0] < w.ny)),
-            self.out_index.eq(dxo + dyo[0]),
-            self.out_value.eq(shadow[0]),
-        ]
+        for q in range(Q):
+            m.d.comb += [
+                self.out_valid[q].eq((left != 0) & (dx < w.nx) & (dyf[q] < w.ny)),
+                self.out_index[q].eq(dxo + dyo[q]),
+                self.out_value[q].eq(shadow[0][q]),
+            ]
         with m.If(mac_v & mac_last):
-            m.d.sync += [shadow[p * Q + q].eq(acc_next[p][q]) for p in range(P) for q in range(Q)]
-            m.d.sync += [left.eq(D), dq.eq(0), dx.eq(pend_x0), dxo.eq(pend_xo)]
+            m.d.sync += [shadow[p][q].eq(acc_next[p][q]) for p in range(P) for q in range(Q)]
+            m.d.sync += [left.eq(P), dx.eq(pend_x0), dxo.eq(pend_xo)]
             m.d.sync += [dyo[q].eq(pend_yo[q]) for q in range(Q)]
             m.d.sync += [dyf[q].eq(pend_yf[q]) for q in range(Q)]
         with m.Elif(left != 0):
-            m.d.sync += [shadow[i].eq(shadow[i + 1]) for i in range(D - 1)]
-            m.d.sync += left.eq(left - 1)
-            m.d.sync += [dyo[q].eq(dyo[(q + 1) % Q]) for q in range(Q)]
-            m.d.sync += [dyf[q].eq(dyf[(q + 1) % Q]) for q in range(Q)]
-            with m.If(dq == Q - 1):
-                m.d.sync += [dq.eq(0), dx.eq(dx + 1), dxo.eq(dxo + w.o_sx)]
-            with m.Else():
-                m.d.sync += dq.eq(dq + 1)
+            m.d.sync += [shadow[p][q].eq(shadow[p + 1][q]) for p in range(P - 1) for q in range(Q)]
+            m.d.sync += [left.eq(left - 1), dx.eq(dx + 1), dxo.eq(dxo + w.o_sx)]
 
         m.d.comb += self.busy.eq(issuing | (init_left != 0) | mac_v | (left != 0) | self.start)
         return m

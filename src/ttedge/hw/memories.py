@@ -8,8 +8,9 @@ the roles the class plays anywhere in the program:
 
 So a class read as both L and R in one contraction has P + Q read ports (on an FPGA each port
 beyond two is a replica of the block RAM: banking instead is future work). Write ports: port 0 for
-the engine's output, the elementwise main slot and the host; port 1 for the velocity slot (an
-SgdUpdate with momentum writes a parameter and its velocity in the same cycle).
+the engine's output lane 0, the elementwise main slot and the host; one more per further engine
+output lane in a class the engine writes (role "O": Q sums leave the engine per cycle); one for the
+velocity slot (an SgdUpdate with momentum writes a parameter and its velocity in the same cycle).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ __all__ = ["ClassMemory"]
 class ClassMemory(Elaboratable):
     """One width class's memory and its port routing (module docstring).
 
-    ``roles``: a subset of {"L", "R", "EA", "EB", "EC", "V"}; ``addr_bits``: bits of a word address.
+    ``roles``: a subset of {"L", "R", "O", "EA", "EB", "EC", "V"}; ``addr_bits``: bits of a word address.
     The select inputs say which role owns the ports this cycle (at most one engine or elementwise
     instruction runs; with none selected, port 0 follows ``host_addr``).
     """
@@ -43,6 +44,10 @@ class ClassMemory(Elaboratable):
         self.data = [Signal(signed(width), name=f"data{j}") for j in range(nports)]
         self.w_en, self.w_addr, self.w_data = Signal(), A("w_addr"), Signal(signed(64), name="w_data")
         self.v_en, self.v_addr, self.v_data = Signal(), A("v_addr"), Signal(signed(64), name="v_data")
+        lanes = q - 1 if "O" in roles else 0  # engine output lanes 1 .. Q-1
+        self.e_en = [Signal(name=f"e_en{i}") for i in range(lanes)]
+        self.e_addr = [A(f"e_addr{i}") for i in range(lanes)]
+        self.e_data = [Signal(signed(64), name=f"e_data{i}") for i in range(lanes)]
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -64,6 +69,9 @@ class ClassMemory(Elaboratable):
             m.d.comb += [port.addr.eq(addr), data.eq(port.data)]
         w = mem.write_port()
         m.d.comb += [w.en.eq(self.w_en), w.addr.eq(self.w_addr), w.data.eq(self.w_data)]
+        for en, addr, data in zip(self.e_en, self.e_addr, self.e_data):
+            e = mem.write_port()
+            m.d.comb += [e.en.eq(en), e.addr.eq(addr), e.data.eq(data)]
         if "V" in roles:
             v = mem.write_port()
             m.d.comb += [v.en.eq(self.v_en), v.addr.eq(self.v_addr), v.data.eq(self.v_data)]

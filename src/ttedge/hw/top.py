@@ -27,7 +27,7 @@
 from typing import Mapping
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -46,6 +46,45 @@ from .scale import FRAC_BITS, MaxAbs, ScaleUnit
 __all__ = ["Accelerator", "OUTPUT_LATENCY"]
 
 OUTPUT_LATENCY = RandomLane.LATENCY + OutputStage.LATENCY  # engine drain -> memory write, cycles
+
+
+class _OutputLane(Elaboratable):
+    """One engine output lane: the random word of each drained sum (RandomLane, requested as the
+    sum leaves the engine), the sum delayed to meet it, and one OutputStage per output width
+    (``sel`` picks the destination's). Results come OUTPUT_LATENCY cycles after the drain."""
+
+    def __init__(self, seed: int, addr_bits: int, acc_width: int, widths: list[int]) -> None:
+        self.seed, self.acc_width, self.widths = seed, acc_width, widths
+        self.valid, self.index, self.value = Signal(), Signal(unsigned(addr_bits)), Signal(signed(acc_width))
+        self.stream, self.step, self.shift = Signal(32), Signal(32), Signal(signed(8))
+        self.rounding, self.sel = Signal(2), Signal(range(len(widths)))
+        self.out_valid, self.out_index = Signal(), Signal(unsigned(addr_bits))
+        self.code, self.saturated = Signal(signed(64)), Signal()
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        rng = m.submodules.rng = RandomLane()
+        m.d.comb += [rng.seed.eq(self.seed), rng.stream.eq(self.stream), rng.step.eq(self.step),
+                     rng.index.eq(self.index), rng.valid.eq(self.valid)]
+        dv = [Signal(name=f"v{t}") for t in range(OUTPUT_LATENCY + 1)]
+        di = [Signal.like(self.index, name=f"i{t}") for t in range(OUTPUT_LATENCY + 1)]
+        dval = [Signal(signed(self.acc_width), name=f"x{t}", reset_less=True) for t in range(RandomLane.LATENCY + 1)]
+        m.d.comb += [dv[0].eq(self.valid), di[0].eq(self.index), dval[0].eq(self.value)]
+        for t in range(1, OUTPUT_LATENCY + 1):
+            m.d.sync += [dv[t].eq(dv[t - 1]), di[t].eq(di[t - 1])]
+        for t in range(1, RandomLane.LATENCY + 1):
+            m.d.sync += dval[t].eq(dval[t - 1])
+        stages = [OutputStage(self.acc_width, wd) for wd in self.widths]
+        for k, st in enumerate(stages):
+            m.submodules[f"os{k}"] = st
+            m.d.comb += [st.value.eq(dval[-1]), st.shift.eq(self.shift), st.rounding.eq(self.rounding),
+                         st.random.eq(rng.word), st.valid.eq(dv[RandomLane.LATENCY])]
+        with m.Switch(self.sel):
+            for k, st in enumerate(stages):
+                with m.Case(k):
+                    m.d.comb += [self.code.eq(st.code), self.saturated.eq(st.saturated)]
+        m.d.comb += [self.out_valid.eq(dv[-1]), self.out_index.eq(di[-1])]
+        return m
 
 
 def _bits_for(n: int) -> int:
@@ -153,30 +192,18 @@ class Accelerator(wiring.Component):
         width_sel(Mux(op == Op.SGD, ins.am, ins.cm), ew.w_widths, ew.w_sel)
         width_sel(ins.cm, ew.v_widths, ew.v_sel)
 
-        # Engine output path: random word at the drain cycle, value delayed to meet it, then rounding.
-        rng = m.submodules.eng_rng = RandomLane()
-        m.d.comb += [rng.seed.eq(prog.seed), rng.stream.eq(pc), rng.step.eq(regs["step"]), rng.index.eq(eng.out_index), rng.valid.eq(eng.out_valid)]
-        dv = [Signal(name=f"ev{t}") for t in range(OUTPUT_LATENCY + 1)]
-        di = [Signal(unsigned(self.addr_bits), name=f"ei{t}") for t in range(OUTPUT_LATENCY + 1)]
-        dval = [Signal(signed(acc_width), name=f"eval{t}") for t in range(RandomLane.LATENCY + 1)]
-        m.d.comb += [dv[0].eq(eng.out_valid), di[0].eq(eng.out_index), dval[0].eq(eng.out_value)]
-        for t in range(1, OUTPUT_LATENCY + 1):
-            m.d.sync += [dv[t].eq(dv[t - 1]), di[t].eq(di[t - 1])]
-        for t in range(1, RandomLane.LATENCY + 1):
-            m.d.sync += dval[t].eq(dval[t - 1])
-        oss = [OutputStage(acc_width, wd) for wd in out_widths]
+        # Engine output path, per y lane: random word at the drain cycle, value delayed to meet it,
+        # then rounding (one OutputStage per output width).
         e_sel = Signal(range(len(out_widths)))
         width_sel(ins.cm, out_widths, e_sel)
-        e_code, e_sat = Signal(signed(64)), Signal()
-        for k, s in enumerate(oss):
-            m.submodules[f"eng_os{k}"] = s
-            m.d.comb += [s.value.eq(dval[-1]), s.shift.eq(fa + fb - fc), s.rounding.eq(ins.rounding),
-                         s.random.eq(rng.word), s.valid.eq(dv[RandomLane.LATENCY])]
-        with m.Switch(e_sel):
-            for k in range(len(oss)):
-                with m.Case(k):
-                    m.d.comb += [e_code.eq(oss[k].code), e_sat.eq(oss[k].saturated)]
-        e_en = dv[-1] & (op == Op.CONTRACT)
+        lanes = []
+        for q in range(Q):
+            lane = m.submodules[f"eng_out{q}"] = _OutputLane(prog.seed, self.addr_bits, acc_width, out_widths)
+            m.d.comb += [lane.valid.eq(eng.out_valid[q]), lane.index.eq(eng.out_index[q]), lane.value.eq(eng.out_value[q]),
+                         lane.stream.eq(pc), lane.step.eq(regs["step"]), lane.shift.eq(fa + fb - fc),
+                         lane.rounding.eq(ins.rounding), lane.sel.eq(e_sel)]
+            lanes.append(lane)
+        e_en = [lane.out_valid & (op == Op.CONTRACT) for lane in lanes]
         # The engine counts as busy OUTPUT_LATENCY cycles after its own busy falls (its last write).
         tail = Signal(range(OUTPUT_LATENCY + 1))
         with m.If(eng.busy):
@@ -191,6 +218,7 @@ class Accelerator(wiring.Component):
             if wd["op"] == Op.CONTRACT:
                 roles[wd["am"]].add("L")
                 roles[wd["bm"]].add("R")
+                roles[wd["cm"]].add("O")
             elif wd["op"] not in (Op.END, Op.SOFTMAX, Op.SCALE):
                 roles[wd["am"]].add("EA")
                 if wd["op"] in (Op.BIAS_ADD, Op.RELU_GRAD, Op.SGD):
@@ -229,13 +257,16 @@ class Accelerator(wiring.Component):
             ]
             rt.d.comb += [cm.l_addr[p].eq(eng.l_addr[p] + ins.ao) for p in range(P)]
             rt.d.comb += [cm.r_addr[q].eq(eng.r_addr[q] + ins.bo) for q in range(Q)]
-            with rt.If(e_en & (ins.cm == k)):
-                rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(di[-1] + ins.co), cm.w_data.eq(e_code)]
+            with rt.If(e_en[0] & (ins.cm == k)):
+                rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(lanes[0].out_index + ins.co), cm.w_data.eq(lanes[0].code)]
             with rt.Elif(ew.w_en & (w_mem == k)):
                 rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(ew.w_addr + w_off), cm.w_data.eq(ew.w_data)]
             with rt.Elif(host_ok & self.host_we & host_hit & (host_mem == k)):
                 rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(host_local), cm.w_data.eq(self.host_wdata)]
             rt.d.comb += [cm.v_en.eq(ew.v_en & (ins.cm == k)), cm.v_addr.eq(ew.v_addr + ins.co), cm.v_data.eq(ew.v_data)]
+            for q in range(1, Q if "O" in cm.roles else 0):
+                rt.d.comb += [cm.e_en[q - 1].eq(e_en[q] & (ins.cm == k)), cm.e_addr[q - 1].eq(lanes[q].out_index + ins.co),
+                              cm.e_data[q - 1].eq(lanes[q].code)]
 
         # Read data back to the units (its own fragment).
         gt = m.submodules.gather = Module()
@@ -262,9 +293,10 @@ class Accelerator(wiring.Component):
             if counter not in regs:
                 continue
             i = pl.index
-            inc = (e_en & e_sat & (ins.c == i)) | (ew.w_en & ew.w_sat & (w_id == i)) | (ew.v_en & ew.v_sat & (ins.c == i))
-            with m.If(inc):
-                m.d.sync += regs[counter].eq(regs[counter] + 1)
+            inc = (ew.w_en & ew.w_sat & (w_id == i)) | (ew.v_en & ew.v_sat & (ins.c == i))
+            lanes_sat = sum((e_en[q] & lanes[q].saturated & (ins.c == i)) for q in range(Q))
+            with m.If(inc | (lanes_sat != 0)):
+                m.d.sync += regs[counter].eq(regs[counter] + inc + lanes_sat)
             with m.Elif(host_ok & self.host_we & (self.host_addr == mm.register_address(counter))):
                 m.d.sync += regs[counter].eq(self.host_wdata)
 
@@ -272,20 +304,25 @@ class Accelerator(wiring.Component):
         # elements of its destination, so the last writer's maximum is the buffer's), and ScaleControl
         # applying its rule to it in its issue cycle.
         dyn = [pl for pl in pls if pl.buffer.dynamic]
-        w_code = Mux(e_en, e_code, ew.w_data)
-        w_valid = e_en | ew.w_en
-        maxabs = {}
+        maxabs: dict[int, list[MaxAbs]] = {}
         for wd in sorted({pl.width for pl in dyn}):
-            mx = m.submodules[f"maxabs{wd}"] = MaxAbs(wd)
-            m.d.comb += [mx.clear.eq(phase == 2), mx.valid.eq(w_valid), mx.code.eq(w_code[:wd])]
-            maxabs[wd] = mx
+            maxabs[wd] = []
+            for q in range(Q):
+                mx = m.submodules[f"maxabs{wd}_{q}"] = MaxAbs(wd)
+                code = Mux(e_en[0], lanes[0].code, ew.w_data) if q == 0 else lanes[q].code
+                valid = (e_en[0] | ew.w_en) if q == 0 else e_en[q]
+                m.d.comb += [mx.clear.eq(phase == 2), mx.valid.eq(valid), mx.code.eq(code[:wd])]
+                maxabs[wd].append(mx)
         maxregs = {pl.index: Signal(pl.width, name=f"max_{pl.name.replace('.', '_')}") for pl in dyn}
         finished = Signal()  # the WAIT phase's last cycle (the unit is idle)
         with m.If(finished):
             with m.Switch(w_id):
                 for pl in dyn:
                     with m.Case(pl.index):
-                        m.d.sync += maxregs[pl.index].eq(maxabs[pl.width].max)
+                        best = maxabs[pl.width][0].max
+                        for mx in maxabs[pl.width][1:]:
+                            best = Mux(mx.max > best, mx.max, best)
+                        m.d.sync += maxregs[pl.index].eq(best)
         scaling = Signal()  # a ScaleControl's issue cycle
         for k, (wd, rule) in enumerate(rules):
             su = m.submodules[f"scale{k}"] = ScaleUnit(wd, rule)
