@@ -37,8 +37,11 @@ def random_case(seed: int) -> tuple[Interpreter, AcceleratorConfig, list[tuple[n
     core_w = int(rng.choice([4, 6, 8]))
     act_w = int(rng.choice([10, 12, 16]))
     momentum = None if rng.random() < 0.5 else int(rng.integers(1, 4))
+    master = None if rng.random() < 0.6 else FixedFormat(core_w + 8, core_w + 7)  # a wider master copy: Narrow
     precision = PrecisionConfig(
-        core=FixedFormat(core_w, core_w - 1), activation=FixedFormat(act_w, act_w // 2), error=FixedFormat(act_w, act_w // 2),
+        master=master,
+        core=FixedFormat(core_w, core_w - 1, rounding=str(rng.choice(["nearest", "stochastic"]))),  # type: ignore[arg-type]
+        activation=FixedFormat(act_w, act_w // 2), error=FixedFormat(act_w, act_w // 2),
         gradient=FixedFormat(act_w, act_w // 2), rounding=str(rng.choice(["nearest", "stochastic"])),  # type: ignore[arg-type]
         lr_shift=int(rng.integers(2, 6)), momentum_shift=momentum, seed=int(rng.integers(0, 2**32)),
     )

@@ -9,7 +9,8 @@ check them against the simulated counts cycle for cycle. Per instruction the seq
 * elementwise instructions: one issue per element (BiasGrad: per output and batch row), plus
   ``elementwise.FLUSH``;
 * ScaleControl: none (the buffer's max |code| was tracked as it was written);
-* SoftmaxXentGrad: host-assisted in this slice; the host's time is not counted;
+* SoftmaxXentGrad: per batch row, a label read, the unit's start and ``softmax_row_cycles(C)``
+  (``ttedge.hw.loss``), plus one cycle;
 * the END word: fetch, decode and issue.
 """
 
@@ -19,6 +20,7 @@ from ..fixed.program import Contract, Program, ScaleControl, SoftmaxXentGrad
 from .config import AcceleratorConfig
 from .elementwise import FLUSH
 from .isa import Op, contract_fields, encode_program
+from .softmax import softmax_row_cycles
 
 __all__ = ["SEQUENCER", "contract_cycles", "instruction_cycles", "step_cycles", "utilization", "cycles_by_kind"]
 
@@ -51,8 +53,10 @@ def instruction_cycles(program: Program, config: AcceleratorConfig) -> list[int]
     for ins, word in zip(program.instructions, words):
         if isinstance(ins, Contract):
             out.append(SEQUENCER + contract_cycles(ins, config) + OUTPUT_LATENCY)
-        elif isinstance(ins, (SoftmaxXentGrad, ScaleControl)):
+        elif isinstance(ins, ScaleControl):
             out.append(SEQUENCER)
+        elif isinstance(ins, SoftmaxXentGrad):
+            out.append(SEQUENCER + word["nx"] * (softmax_row_cycles(ins.num_classes) + 2) + 1)
         else:
             issues = word["nx"] * (word["nzlo"] if word["op"] == Op.BIAS_GRAD else 1)
             out.append(SEQUENCER + issues + FLUSH)

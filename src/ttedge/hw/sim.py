@@ -6,9 +6,6 @@ then for every batch: loads the sample codes and labels through the host port, s
 waits for done, steps the interpreter on the same batch, and compares with ``==`` every buffer
 (state and working buffers: activations, errors, gradients, compute copies) and every state
 register. It returns the cycles of every instruction and step and the MAC-array utilization.
-
-The SoftmaxXentGrad of this slice is host-assisted (``ttedge.hw.top``): the testbench plays the
-host, reads the logits through the host port and writes back ``softmax_xent_grad``'s codes.
 """
 
 from __future__ import annotations
@@ -19,10 +16,7 @@ from typing import Sequence
 import numpy as np
 from amaranth.sim import Simulator
 
-from ..fixed.format import FixedFormat
 from ..fixed.interpreter import Interpreter
-from ..fixed.program import SoftmaxXentGrad
-from ..fixed.softmax import softmax_xent_grad
 from .config import AcceleratorConfig
 from .memmap import CTRL
 from .top import Accelerator
@@ -59,7 +53,6 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
     dut = Accelerator(program, config, interp.state_dict())
     report = SimReport(config, macs=program.macs)
     mm = dut.mmap
-    soft = next((i for i in program.instructions if isinstance(i, SoftmaxXentGrad)), None)
 
     async def write(ctx, addr: int, value: int) -> None:  # type: ignore[no-untyped-def]
         ctx.set(dut.host_addr, addr)
@@ -67,29 +60,6 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
         ctx.set(dut.host_we, 1)
         await ctx.tick()
         ctx.set(dut.host_we, 0)
-
-    async def read(ctx, addr: int) -> int:  # type: ignore[no-untyped-def]
-        ctx.set(dut.host_addr, addr)
-        ctx.set(dut.host_re, 1)
-        await ctx.tick()
-        ctx.set(dut.host_re, 0)
-        return ctx.get(dut.host_rdata)
-
-    async def host_softmax(ctx) -> None:  # type: ignore[no-untyped-def]
-        assert soft is not None
-        lg = mm.placement(soft.logits)
-        logits = np.array([await read(ctx, lg.base + k) for k in range(lg.depth)], np.int64).reshape(lg.buffer.shape)
-        labels = np.array([await read(ctx, mm.placement(soft.labels).base + k) for k in range(program.batch)], np.int64)
-        frac = await read(ctx, mm.register_address(f"scale.{soft.logits}.frac")) if lg.buffer.dynamic else lg.buffer.fmt.frac
-        err = mm.placement(soft.error)
-        grad, sat = softmax_xent_grad(logits[:, : soft.num_classes], labels, FixedFormat(lg.width, frac), err.buffer.fmt)
-        out = np.zeros(err.buffer.shape, np.int64)
-        out[:, : soft.num_classes] = grad
-        for k, v in enumerate(out.reshape(-1)):
-            await write(ctx, err.base + k, int(v))
-        counter = mm.register_address(f"sat.{soft.error}")
-        await write(ctx, counter, await read(ctx, counter) + sat.total)
-        await write(ctx, CTRL, 2)
 
     def compare(ctx, step: int) -> None:  # type: ignore[no-untyped-def]
         want = {**interp.buffers, **interp.state}
@@ -115,10 +85,7 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
             per_ins = [0] * (len(program.instructions) + 1)  # + the END word
             last_pc, last_cycles = 0, 0
             while True:
-                if ctx.get(dut.assist):
-                    await host_softmax(ctx)  # its last write resumes the sequencer
-                else:
-                    await ctx.tick()
+                await ctx.tick()
                 pc, cycles = ctx.get(dut.pc), ctx.get(dut.cycles)
                 if pc == last_pc and not ctx.get(dut.done):
                     continue

@@ -9,9 +9,8 @@
   :func:`ttedge.hw.cycles.instruction_cycles` counts each instruction.
 * **Units**: the :class:`ContractionEngine` (its drained sums go through a RandomLane and one
   OutputStage per output width: shift frac_a + frac_b - frac_out read from the frac registers,
-  the instruction's rounding) and the :class:`ElementwiseUnit`. SoftmaxXentGrad is, in this
-  slice, *host-assisted*: the sequencer stops with STATUS bit 2 set, the host reads the logits,
-  writes the error buffer and ``sat.<error>``, and resumes by writing 2 to CTRL.
+  the instruction's rounding), the :class:`ElementwiseUnit` and the :class:`LossUnit`
+  (SoftmaxXentGrad row by row through the SoftmaxXentUnit).
 * **State registers**: ``step``, ``lr.decay``, ``scale.<buf>.frac/over/under`` per dynamic buffer,
   ``sat.<buf>`` per counted buffer (a saturated code written into the buffer adds one).
 * **Scaling**: a MaxAbs on the write stream tracks each dynamic buffer's max |code| as its
@@ -32,11 +31,14 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..errors import ConfigError
+from ..fixed.format import FixedFormat
 from ..fixed.program import Program
 from .config import AcceleratorConfig
 from .elementwise import ElementwiseUnit
 from .engine import ContractionEngine
 from .isa import Op, encode_program, scale_units
+from .loss import LossUnit
 from .memories import ClassMemory
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
 from .requant import OutputStage
@@ -113,8 +115,7 @@ class Accelerator(wiring.Component):
         self.memories: dict[str, tuple[Memory, int, int]] = {}  # buffer -> (its memory, offset, words)
         self.registers: dict[str, Signal] = {}
         self.pc = Signal(16, name="pc")
-        self.cycles = Signal(32, name="cycles")  # cycles of the current (or last) step, host assists excluded
-        self.assist = Signal(name="assist")  # waiting for the host (SoftmaxXentGrad)
+        self.cycles = Signal(32, name="cycles")  # cycles of the current (or last) step
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -155,9 +156,7 @@ class Accelerator(wiring.Component):
         # --- sequencer state
         ins = Signal(layout, name="ins")
         running, done = Signal(), Signal()
-        assist = self.assist  # waiting for the host to execute a SoftmaxXentGrad (no on-chip unit yet)
-        owns = Signal()  # the units own the memory ports (else the host does)
-        m.d.comb += owns.eq(running & ~assist)
+        owns = running  # the units own the memory ports (else the host does)
         host_ok = ~owns
         phase = Signal(2)  # 0 fetch, 1 decode, 2 issue, 3 wait
         pc = self.pc
@@ -179,6 +178,16 @@ class Accelerator(wiring.Component):
                    for w in words if w["op"] not in (Op.CONTRACT, Op.END, Op.SCALE, Op.SOFTMAX)]
         v_dests = [pls[w["c"]].width for w in words if w["op"] == Op.SGD and w["momentum"]]
         ew = m.submodules.ew = ElementwiseUnit(layout, self.addr_bits, w_dests or [2], v_dests, prog.seed, cfg.counter_width)
+        losses = {(pls[w["a"]].width, pls[w["c"]].buffer.fmt, w["k1"]) for w in words if w["op"] == Op.SOFTMAX}
+        if len(losses) > 1:
+            raise ConfigError("the accelerator has one loss unit, but the program has SoftmaxXentGrad instructions of different formats; compile one loss.")
+        in_width, out_fmt, classes = losses.pop() if losses else (16, FixedFormat(16, 14), 2)
+        loss = m.submodules.loss = LossUnit(layout, self.addr_bits, in_width, out_fmt, classes)
+        # The main write slot: the elementwise unit's or the loss unit's (never both at once).
+        mw_en, mw_addr, mw_data, mw_sat = Signal(), Signal(unsigned(self.addr_bits)), Signal(signed(64)), Signal()
+        m.d.comb += [mw_en.eq(ew.w_en | loss.w_en), mw_addr.eq(Mux(loss.w_en, loss.w_addr, ew.w_addr)),
+                     mw_data.eq(Mux(loss.w_en, loss.w_data, ew.w_data)), mw_sat.eq(Mux(loss.w_en, loss.w_sat, ew.w_sat))]
+        m.d.comb += [loss.word.eq(ins), loss.fa.eq(fa), loss.da.eq(ew.da), loss.db.eq(ew.db)]
         m.d.comb += [eng.word.eq(ins), ew.word.eq(ins), ew.pc.eq(pc), ew.step.eq(regs["step"]), ew.lr_decay.eq(regs["lr.decay"]),
                      ew.fa.eq(fa), ew.fb.eq(fb), ew.fc.eq(fc)]
 
@@ -219,7 +228,10 @@ class Accelerator(wiring.Component):
                 roles[wd["am"]].add("L")
                 roles[wd["bm"]].add("R")
                 roles[wd["cm"]].add("O")
-            elif wd["op"] not in (Op.END, Op.SOFTMAX, Op.SCALE):
+            elif wd["op"] == Op.SOFTMAX:
+                roles[wd["am"]].add("EA")
+                roles[wd["bm"]].add("EB")
+            elif wd["op"] not in (Op.END, Op.SCALE):
                 roles[wd["am"]].add("EA")
                 if wd["op"] in (Op.BIAS_ADD, Op.RELU_GRAD, Op.SGD):
                     roles[wd["bm"]].add("EB")
@@ -246,21 +258,21 @@ class Accelerator(wiring.Component):
 
         # Port routing (its own fragment).
         rt = m.submodules.route = Module()
-        is_ew_run = owns & (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE)
+        is_ew_run = owns & (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SCALE)  # elementwise or loss
         w_mem = Mux(op == Op.SGD, ins.am, ins.cm)
         w_off = Mux(op == Op.SGD, ins.ao, ins.co)
         for k, cm in enumerate(cms):
             rt.d.comb += [
                 cm.l_sel.eq(owns & (op == Op.CONTRACT) & (ins.am == k)), cm.r_sel.eq(owns & (op == Op.CONTRACT) & (ins.bm == k)),
                 cm.ea_sel.eq(is_ew_run & (ins.am == k)), cm.eb_sel.eq(is_ew_run & (ins.bm == k)), cm.ec_sel.eq(is_ew_run & (ins.cm == k)),
-                cm.ea.eq(ew.ea + ins.ao), cm.eb.eq(ew.eb + ins.bo), cm.ec.eq(ew.ec + ins.co), cm.host_addr.eq(host_local),
+                cm.ea.eq(Mux(op == Op.SOFTMAX, loss.ea, ew.ea) + ins.ao), cm.eb.eq(Mux(op == Op.SOFTMAX, loss.eb, ew.eb) + ins.bo), cm.ec.eq(ew.ec + ins.co), cm.host_addr.eq(host_local),
             ]
             rt.d.comb += [cm.l_addr[p].eq(eng.l_addr[p] + ins.ao) for p in range(P)]
             rt.d.comb += [cm.r_addr[q].eq(eng.r_addr[q] + ins.bo) for q in range(Q)]
             with rt.If(e_en[0] & (ins.cm == k)):
                 rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(lanes[0].out_index + ins.co), cm.w_data.eq(lanes[0].code)]
-            with rt.Elif(ew.w_en & (w_mem == k)):
-                rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(ew.w_addr + w_off), cm.w_data.eq(ew.w_data)]
+            with rt.Elif(mw_en & (w_mem == k)):
+                rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(mw_addr + w_off), cm.w_data.eq(mw_data)]
             with rt.Elif(host_ok & self.host_we & host_hit & (host_mem == k)):
                 rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(host_local), cm.w_data.eq(self.host_wdata)]
             rt.d.comb += [cm.v_en.eq(ew.v_en & (ins.cm == k)), cm.v_addr.eq(ew.v_addr + ins.co), cm.v_data.eq(ew.v_data)]
@@ -293,7 +305,7 @@ class Accelerator(wiring.Component):
             if counter not in regs:
                 continue
             i = pl.index
-            inc = (ew.w_en & ew.w_sat & (w_id == i)) | (ew.v_en & ew.v_sat & (ins.c == i))
+            inc = (mw_en & mw_sat & (w_id == i)) | (ew.v_en & ew.v_sat & (ins.c == i))
             lanes_sat = sum((e_en[q] & lanes[q].saturated & (ins.c == i)) for q in range(Q))
             with m.If(inc | (lanes_sat != 0)):
                 m.d.sync += regs[counter].eq(regs[counter] + inc + lanes_sat)
@@ -309,8 +321,8 @@ class Accelerator(wiring.Component):
             maxabs[wd] = []
             for q in range(Q):
                 mx = m.submodules[f"maxabs{wd}_{q}"] = MaxAbs(wd)
-                code = Mux(e_en[0], lanes[0].code, ew.w_data) if q == 0 else lanes[q].code
-                valid = (e_en[0] | ew.w_en) if q == 0 else e_en[q]
+                code = Mux(e_en[0], lanes[0].code, mw_data) if q == 0 else lanes[q].code
+                valid = (e_en[0] | mw_en) if q == 0 else e_en[q]
                 m.d.comb += [mx.clear.eq(phase == 2), mx.valid.eq(valid), mx.code.eq(code[:wd])]
                 maxabs[wd].append(mx)
         maxregs = {pl.index: Signal(pl.width, name=f"max_{pl.name.replace('.', '_')}") for pl in dyn}
@@ -340,9 +352,9 @@ class Accelerator(wiring.Component):
         # --- sequencer
         m.d.comb += [self.busy.eq(running), self.done.eq(done)]
         is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE)
+        unit_busy = Mux(op == Op.CONTRACT, eng_busy, Mux(op == Op.SOFTMAX, loss.busy, ew.busy))
         with m.If(running):
-            with m.If(~assist):
-                m.d.sync += cycles.eq(cycles + 1)
+            m.d.sync += cycles.eq(cycles + 1)
             with m.Switch(phase):
                 with m.Case(0):
                     m.d.sync += phase.eq(1)
@@ -354,16 +366,11 @@ class Accelerator(wiring.Component):
                     with m.Elif(op == Op.SCALE):
                         m.d.comb += scaling.eq(1)
                         m.d.sync += [pc.eq(pc + 1), phase.eq(0)]
-                    with m.Elif(op == Op.SOFTMAX):
-                        m.d.sync += [assist.eq(1), phase.eq(3)]
                     with m.Else():
-                        m.d.comb += [eng.start.eq(op == Op.CONTRACT), ew.start.eq(is_ew)]
+                        m.d.comb += [eng.start.eq(op == Op.CONTRACT), ew.start.eq(is_ew), loss.start.eq(op == Op.SOFTMAX)]
                         m.d.sync += phase.eq(3)
                 with m.Case(3):
-                    with m.If(assist):
-                        with m.If(self.host_we & (self.host_addr == CTRL) & self.host_wdata[1]):
-                            m.d.sync += [assist.eq(0), pc.eq(pc + 1), phase.eq(0)]
-                    with m.Elif(~Mux(op == Op.CONTRACT, eng_busy, ew.busy)):
+                    with m.If(~unit_busy):
                         m.d.comb += finished.eq(1)
                         m.d.sync += [pc.eq(pc + 1), phase.eq(0)]
         with m.Elif(self.host_we & (self.host_addr == CTRL) & self.host_wdata[0]):
@@ -385,7 +392,7 @@ class Accelerator(wiring.Component):
             m.d.sync += [from_mem.eq(host_hit), rmem.eq(host_mem), rdata_reg.eq(0)]
             with m.Switch(self.host_addr):
                 with m.Case(STATUS):
-                    m.d.sync += rdata_reg.eq(done | (running << 1) | (assist << 2))
+                    m.d.sync += rdata_reg.eq(done | (running << 1))
                 with m.Case(CYCLES):
                     m.d.sync += rdata_reg.eq(cycles)
                 with m.Case(PC):

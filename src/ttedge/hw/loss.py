@@ -1,0 +1,84 @@
+"""The loss unit: SoftmaxXentGrad over a batch, row by row, through a :class:`SoftmaxXentUnit`.
+
+For row r of the (B, M) logits (word fields: a = logits, b = labels, c = error, nx = B, ny = M,
+k1 = C classes)::
+
+    cycle 0          read labels[r] (slot b)
+    cycle 1          start the unit (label, the logits' current frac); read logits[r, 0] (slot a)
+    cycles 2..C      read logits[r, 1 .. C-1]; each arrives the cycle after its read (in_valid)
+    cycles 2..M-C+1  write the padding error[r, C:] = 0 (the reference's e[:, C:] = 0)
+    later            each gradient the unit emits is written to error[r, c] (saturations counted)
+    done cycle       the unit's ``done`` (cycle softmax_row_cycles(C) + 1); the next row starts after
+
+so a row takes 2 + ``softmax_row_cycles(C)`` cycles (:func:`ttedge.hw.cycles.instruction_cycles`). The reference gives the unit no random words (its
+softmax_xent_grad rounds the gradient without them), so ``in_random`` is 0.
+"""
+
+# No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.data import StructLayout
+from amaranth.lib.wiring import In, Out
+
+from ..fixed.format import FixedFormat
+from .scale import FRAC_BITS
+from .softmax import SoftmaxXentUnit
+
+__all__ = ["LossUnit"]
+
+
+class LossUnit(wiring.Component):
+    """SoftmaxXentGrad for logits of ``in_width`` bits into ``out_fmt`` with ``num_classes`` classes."""
+
+    def __init__(self, layout: StructLayout, addr_bits: int, in_width: int, out_fmt: FixedFormat, num_classes: int) -> None:
+        self.in_width, self.out_fmt, self.num_classes = in_width, out_fmt, num_classes
+        super().__init__({
+            "start": In(1), "word": In(layout), "busy": Out(1), "fa": In(FRAC_BITS),
+            "ea": Out(unsigned(addr_bits)), "eb": Out(unsigned(addr_bits)),
+            "da": In(signed(64)), "db": In(signed(64)),
+            "w_en": Out(1), "w_addr": Out(unsigned(addr_bits)), "w_data": Out(signed(64)), "w_sat": Out(1),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        w, C = self.word, self.num_classes
+        nb = w.nx.shape().width + 2
+        unit = m.submodules.softmax = SoftmaxXentUnit(self.in_width, self.out_fmt, C)
+        row, base, col = Signal(signed(nb)), Signal(signed(nb)), Signal(signed(nb))  # row, its first element, next class to read
+        state = Signal(2)  # 0 idle, 1 label read, 2 unit start (logit 0 read), 3 row running
+        pad = Signal(signed(nb))  # next padding column to zero (C .. M-1)
+        loading = Signal()
+        m.d.comb += [self.busy.eq(self.start | (state != 0)), unit.frac.eq(self.fa), unit.label.eq(self.db[: max(1, (C - 1).bit_length())]),
+                     unit.in_random.eq(0), unit.in_code.eq(self.da[: self.in_width])]
+        m.d.comb += [self.eb.eq(row), self.ea.eq(base + col)]
+        with m.If(self.start):
+            m.d.sync += [row.eq(0), base.eq(0), state.eq(1)]
+        with m.Elif(state == 1):
+            m.d.sync += state.eq(2)
+        with m.Elif(state == 2):
+            m.d.comb += [unit.start.eq(1), self.ea.eq(base)]
+            m.d.sync += [state.eq(3), col.eq(1), loading.eq(1), pad.eq(C)]
+        with m.Elif(state == 3):
+            with m.If(loading):
+                m.d.sync += col.eq(col + 1)
+                with m.If(col == C - 1):
+                    m.d.sync += loading.eq(0)
+            with m.If(unit.done):
+                with m.If(row == w.nx - 1):
+                    m.d.sync += state.eq(0)
+                with m.Else():
+                    m.d.sync += [row.eq(row + 1), base.eq(base + w.ny), state.eq(1)]
+        # The logit read at cycle t arrives at t+1: the unit's in_valid.
+        valid_in = Signal()
+        m.d.sync += valid_in.eq((state == 2) | ((state == 3) & loading))
+        m.d.comb += unit.in_valid.eq(valid_in)
+        # Writes: the unit's gradients, else the padding zeros.
+        padding = (state == 3) & (pad < w.ny) & ~unit.out_valid
+        with m.If(unit.out_valid):
+            m.d.comb += [self.w_en.eq(1), self.w_addr.eq(base + unit.out_index), self.w_data.eq(unit.out_code),
+                         self.w_sat.eq(unit.out_saturated)]
+        with m.Elif(padding):
+            m.d.comb += [self.w_en.eq(1), self.w_addr.eq(base + pad), self.w_data.eq(0)]
+            m.d.sync += pad.eq(pad + 1)
+        return m
