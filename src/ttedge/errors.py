@@ -6,7 +6,7 @@ as is instead of a traceback.
 
 from __future__ import annotations
 
-__all__ = ["TTEdgeError", "ShapeError", "ConfigError", "CheckpointError", "DataError"]
+__all__ = ["TTEdgeError", "ShapeError", "ConfigError", "CheckpointError", "DataError", "ToolError"]
 
 
 class TTEdgeError(ValueError):
@@ -27,3 +27,7 @@ class CheckpointError(TTEdgeError):
 
 class DataError(TTEdgeError):
     """A data set that is missing, corrupt, or cannot be fetched."""
+
+
+class ToolError(TTEdgeError):
+    """An external tool (Yosys, nextpnr) that is missing or cannot be run."""

@@ -1,0 +1,236 @@
+"""Synthesis (and, for ECP5, place and route) of a Verilog design into a :class:`SynthResult`.
+
+``synthesize(verilog, top, "ecp5", out_dir)`` runs ``yosys synth_ecp5`` then ``nextpnr-ecp5`` and
+reports LUT4s, flip-flops, 18x18 multipliers, block RAMs (DP16KD) and the post-route Fmax;
+``synthesize(..., "xcup", ...)`` runs ``yosys synth_xilinx -family xcup`` and reports LUTs,
+flip-flops, DSP48E2 and block RAM against the ZU3EG, with no Fmax (timing there needs Vivado).
+
+Every file a run writes (the design, scripts, netlist, logs, nextpnr's report) stays in
+``out_dir``. A failing step never raises: the result carries ``status`` ("synthesis_failed",
+"does_not_fit", "pnr_failed"), a one-sentence ``message`` and whatever was measured before the
+failure; :meth:`SynthResult.raise_for_status` turns that into a :class:`SynthesisError`. A missing
+tool raises :class:`~ttedge.errors.ToolError` before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, TTEdgeError
+from .devices import ZU3EG, Device, ResourceUse, Target, ecp5_device, worst_overflow
+from .parse import ClockTiming, count_cells, ecp5_resources, first_error, fmax_from_log, fmax_from_report, xcup_resources
+from .tools import LogCallback, ToolRun, find_tool, run_tool
+
+__all__ = ["SynthResult", "SynthesisError", "synthesize"]
+
+XCUP_TIMING_NOTE = "no Fmax: no open place and route exists for UltraScale+, timing needs Vivado"
+XCUP_ESTIMATE_NOTE = "Yosys synth_xilinx estimate (CARRY4, no DSP48E2 register packing), not a Vivado report"
+
+
+class SynthesisError(TTEdgeError):
+    """Synthesis, place and route, or a capacity check failed; ``result`` holds what was measured."""
+
+    def __init__(self, message: str, result: SynthResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What one synthesis run measured. Figures that were not measured are absent, never guessed."""
+
+    target: Target  # "ecp5" or "xcup"
+    device: str  # the part, e.g. "LFE5U-85F"
+    top: str  # the top-level module synthesized
+    status: str  # "ok", "synthesis_failed", "does_not_fit" or "pnr_failed"
+    message: str = ""  # one sentence on the failure ("" when ok)
+    resources: tuple[ResourceUse, ...] = ()  # capacity-checked counts (empty if synthesis failed)
+    extra: dict[str, int] = field(default_factory=dict)  # other counts (carry cells, LUT RAM, I/O...)
+    clocks: tuple[ClockTiming, ...] = ()  # post-route timing per clock (ECP5 only)
+    target_mhz: float | None = None  # the frequency asked of nextpnr, MHz
+    notes: tuple[str, ...] = ()  # plain statements about the figures (estimates, missing timing)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per step, s
+    out_dir: Path | None = None  # where the logs and netlist are
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def fits(self) -> bool | None:
+        """Whether every counted resource fits the part (None when synthesis produced no counts)."""
+        return all(r.fits for r in self.resources) if self.resources else None
+
+    @property
+    def fmax_mhz(self) -> float | None:
+        """The slowest clock's post-route Fmax in MHz (None when not measured)."""
+        return min(c.fmax_mhz for c in self.clocks) if self.clocks else None
+
+    def raise_for_status(self) -> SynthResult:
+        """``self`` when ok, else a :class:`SynthesisError` carrying this partial result."""
+        if not self.ok:
+            raise SynthesisError(self.message, self)
+        return self
+
+    def to_flat(self) -> dict[str, float | int | str]:
+        """Flat JSON-ready figures keyed ``"<target>.<name>"`` (e.g. ``ecp5.lut4``, ``ecp5.fmax_mhz``)."""
+        p = f"{self.target}."
+        flat: dict[str, float | int | str] = {p + "device": self.device, p + "top": self.top, p + "status": self.status}
+        if self.message:
+            flat[p + "message"] = self.message
+        for r in self.resources:
+            flat[p + r.name] = r.used
+            flat[p + r.name + "_avail"] = r.available
+            flat[p + r.name + "_util"] = round(r.utilization, 4)
+        for key, value in self.extra.items():
+            flat[p + key] = value
+        if self.fits is not None:
+            flat[p + "fits"] = self.fits
+        if self.target_mhz is not None:
+            flat[p + "target_mhz"] = self.target_mhz
+        if self.fmax_mhz is not None:
+            flat[p + "fmax_mhz"] = round(self.fmax_mhz, 2)
+            flat[p + "timing_met"] = all(c.met for c in self.clocks)
+        if self.notes:
+            flat[p + "notes"] = "; ".join(self.notes)
+        for step, secs in self.seconds.items():
+            flat[p + f"{step}_s"] = round(secs, 1)
+        return flat
+
+
+def _design_file(verilog: str | Path, out_dir: Path) -> Path:
+    """Copy the design (Verilog text, or a path to it) to ``out_dir/design.v``; the tools run there."""
+    if isinstance(verilog, Path) or ("\n" not in verilog and Path(verilog).is_file()):
+        path = Path(verilog)
+        if not path.is_file():
+            raise ConfigError(f"the Verilog file {path} does not exist; pass its path or the Verilog text.")
+        text = path.read_text()
+    else:
+        text = verilog
+    target = out_dir / "design.v"
+    target.write_text(text)
+    return target
+
+
+def _run_yosys(yosys: str, script: str, out_dir: Path, on_log: LogCallback | None, timeout_s: float | None) -> ToolRun:
+    (out_dir / "synth.ys").write_text(script)
+    return run_tool([yosys, "-s", "synth.ys"], out_dir / "yosys.log", cwd=out_dir, on_log=on_log, timeout_s=timeout_s)
+
+
+def _yosys_version(log: str) -> str:
+    m = re.search(r"Yosys (\d+\.\d+[^\s(]*)", log)
+    return m.group(1) if m else ""
+
+
+def _failure(what: str, run: ToolRun) -> str:
+    if run.timed_out:
+        return f"{what} ran past its time limit; raise timeout_s or shrink the design (log: {run.log_path})"
+    error = first_error(run.log_text()) or f"exit status {run.returncode}"
+    return f"{what} failed: {error} (log: {run.log_path})"
+
+
+def synthesize(
+    verilog: str | Path,
+    top: str,
+    target: Target,
+    out_dir: str | Path,
+    *,
+    clock_mhz: float = 125.0,
+    device: str | None = None,
+    package: str | None = None,
+    speed: int = 6,
+    seed: int = 1,
+    on_log: LogCallback | None = None,
+    timeout_s: float | None = None,
+) -> SynthResult:
+    """Synthesize ``top`` of ``verilog`` for ``target`` and return what was measured.
+
+    ``verilog`` is Verilog text, or a :class:`~pathlib.Path` (or a one-line string naming an
+    existing file). ECP5 options: ``device`` "25k"/"45k"/"85k" (default "85k", the LFE5U-85F),
+    ``package`` (default CABGA381), ``speed`` grade 6 (slowest, the default), 7 or 8, ``seed`` of
+    the placer (fixed for reproducible Fmax), and ``clock_mhz``, the target handed to nextpnr
+    (``--freq``; a miss is reported, not fatal). For "xcup", ``device`` may only be "zu3eg".
+    ``on_log`` receives every line the tools print; ``timeout_s`` bounds each tool run.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if target == "ecp5":
+        part = ecp5_device(device or "85k")
+        tools = {"yosys": find_tool("yosys"), "nextpnr": find_tool("nextpnr-ecp5")}
+    elif target == "xcup":
+        if (device or "zu3eg").lower() not in ("zu3eg", "xczu3eg"):
+            raise ConfigError(f"the xcup flow knows only the ZU3EG, got device {device!r}; pass device='zu3eg'.")
+        part = ZU3EG
+        tools = {"yosys": find_tool("yosys")}
+    else:
+        raise ConfigError(f"unknown synthesis target {target!r}; use 'ecp5' or 'xcup'.")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+        raise ConfigError(f"the top module name {top!r} is not a plain Verilog identifier; pass the module's name.")
+    _design_file(verilog, out)
+    if target == "ecp5":
+        return _ecp5(part, top, out, tools, clock_mhz, package or part.default_package, speed, seed, on_log, timeout_s)
+    return _xcup(part, top, out, tools["yosys"], on_log, timeout_s)
+
+
+def _synth(part: Device, top: str, out: Path, yosys: str, command: str, on_log: LogCallback | None,
+           timeout_s: float | None) -> tuple[SynthResult | None, dict[str, int], float, str]:
+    """Run Yosys; (failure result or None, cell counts, seconds, Yosys version)."""
+    script = f"read_verilog -sv design.v\n{command}\n"
+    run = _run_yosys(yosys, script, out, on_log, timeout_s)
+    version = _yosys_version(run.log_text())
+    netlist = out / "netlist.json"
+    if not run.ok or not netlist.is_file():
+        failed = SynthResult(part.target, part.name, top, "synthesis_failed", _failure(f"Yosys ({command.split()[0]})", run),
+                             seconds={"synth": run.seconds}, out_dir=out)
+        return failed, {}, run.seconds, version
+    return None, dict(count_cells(json.loads(netlist.read_text()), top)), run.seconds, version
+
+
+def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: float, package: str, speed: int,
+          seed: int, on_log: LogCallback | None, timeout_s: float | None) -> SynthResult:
+    failed, cells, synth_s, version = _synth(part, top, out, tools["yosys"], f"synth_ecp5 -top {top} -json netlist.json",
+                                             on_log, timeout_s)
+    if failed is not None:
+        return failed
+    uses, extra = ecp5_resources(cells, part)
+    notes = (f"yosys {version}",) if version else ()
+    base = dict(resources=uses, extra=extra, target_mhz=float(clock_mhz), notes=notes, out_dir=out)
+    overflow = worst_overflow(uses, part.name)
+    if overflow:
+        return SynthResult("ecp5", part.name, top, "does_not_fit", overflow[0].upper() + overflow[1:] + ".",
+                           seconds={"synth": synth_s}, **base)
+    argv = [tools["nextpnr"], part.nextpnr_flag, "--package", package, "--speed", str(speed), "--json", "netlist.json",
+            "--freq", f"{clock_mhz:g}", "--timing-allow-fail", "--report", "report.json", "--seed", str(seed)]
+    run = run_tool(argv, out / "nextpnr.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
+    seconds = {"synth": synth_s, "pnr": run.seconds}
+    if not run.ok:
+        return SynthResult("ecp5", part.name, top, "pnr_failed", _failure(f"nextpnr-ecp5 on the {part.name}", run),
+                           seconds=seconds, **base)
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    clocks = fmax_from_report(report) or fmax_from_log(run.log_text())
+    util = report.get("utilization", {})
+    packed = {"comb_packed": util.get("TRELLIS_COMB", {}).get("used"), "io": util.get("TRELLIS_IO", {}).get("used")}
+    extra = {**extra, **{k: int(v) for k, v in packed.items() if v is not None}}
+    if not clocks:
+        notes = notes + ("no clocked paths: the design has no Fmax",)
+    base.update(extra=extra, notes=notes)
+    return SynthResult("ecp5", part.name, top, "ok", clocks=tuple(clocks), seconds=seconds, **base)
+
+
+def _xcup(part: Device, top: str, out: Path, yosys: str, on_log: LogCallback | None, timeout_s: float | None) -> SynthResult:
+    # -flatten: optimize across module boundaries as synth_ecp5 does by default; -noiopad: the
+    # accelerator sits inside the programmable logic behind the processor's AXI ports, not at pins.
+    command = f"synth_xilinx -family xcup -flatten -noiopad -top {top} -json netlist.json"
+    failed, cells, synth_s, version = _synth(part, top, out, yosys, command, on_log, timeout_s)
+    if failed is not None:
+        return failed
+    uses, extra = xcup_resources(cells, part)
+    notes = ((f"yosys {version}",) if version else ()) + (XCUP_ESTIMATE_NOTE, XCUP_TIMING_NOTE)
+    overflow = worst_overflow(uses, part.name)
+    status, message = ("does_not_fit", overflow[0].upper() + overflow[1:] + ".") if overflow else ("ok", "")
+    return SynthResult("xcup", part.name, top, status, message, resources=uses, extra=extra, notes=notes,
+                       seconds={"synth": synth_s}, out_dir=out)

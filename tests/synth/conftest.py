@@ -1,0 +1,75 @@
+"""Fixtures for the synthesis tests: captured tool outputs and stand-in tools.
+
+The stand-ins are small Python scripts installed through ``TTEDGE_YOSYS`` / ``TTEDGE_NEXTPNR_ECP5``
+(the same override a user's native tools go through). They replay the outputs captured from the
+real tools (tests/synth/data/, see make_fixtures.py) or fail the way the real tools fail, so the
+flow's bookkeeping is tested in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+_FAKE_YOSYS = r'''
+import os, re, shutil, sys
+script = open(sys.argv[sys.argv.index("-s") + 1]).read()
+print("Yosys 0.70 (stand-in)")
+if os.environ.get("FAKE_YOSYS") == "fail":
+    print("design.v:2: ERROR: syntax error, unexpected ';'")
+    sys.exit(1)
+netlist = os.environ["FAKE_NETLIST_XCUP" if "synth_xilinx" in script else "FAKE_NETLIST_ECP5"]
+shutil.copy(netlist, re.search(r"-json (\S+)", script).group(1))
+print("End of script.")
+'''
+
+_FAKE_NEXTPNR = r'''
+import os, shutil, sys
+open("nextpnr.ran", "w").close()
+if os.environ.get("FAKE_NEXTPNR") == "fail":
+    print("ERROR: Unable to place cell 'mul', no BELs remaining to implement cell type 'MULT18X18D'", file=sys.stderr)
+    sys.exit(1)
+argv = sys.argv
+if os.environ.get("FAKE_NEXTPNR") != "no_report":
+    shutil.copy(os.environ["FAKE_REPORT"], argv[argv.index("--report") + 1])
+sys.stdout.write(open(os.environ["FAKE_PNR_LOG"]).read())
+'''
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text(f"#!{sys.executable}\n{body}")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Stand-in yosys and nextpnr-ecp5 replaying the captured ExpNeg(16) run; returns their folder."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("TTEDGE_YOSYS", str(_script(bin_dir / "yosys", _FAKE_YOSYS)))
+    monkeypatch.setenv("TTEDGE_NEXTPNR_ECP5", str(_script(bin_dir / "nextpnr-ecp5", _FAKE_NEXTPNR)))
+    monkeypatch.setenv("FAKE_NETLIST_ECP5", str(DATA / "expneg_ecp5_cells.json"))
+    monkeypatch.setenv("FAKE_NETLIST_XCUP", str(DATA / "expneg_xcup_cells.json"))
+    monkeypatch.setenv("FAKE_REPORT", str(DATA / "expneg_nextpnr_report.json"))
+    monkeypatch.setenv("FAKE_PNR_LOG", str(DATA / "expneg_nextpnr.log"))
+    return bin_dir
+
+
+@pytest.fixture
+def big_netlist(tmp_path: Path) -> Path:
+    """A netlist with 200 MULT18X18D: more than the LFE5U-85F's 156 multipliers."""
+    cells = {f"m{i}": {"type": "MULT18X18D"} for i in range(200)} | {"l0": {"type": "LUT4"}}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"modules": {"top": {"attributes": {"top": "1"}, "cells": cells}}}))
+    return path

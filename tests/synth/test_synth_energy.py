@@ -1,0 +1,60 @@
+"""The per-operation energy model's arithmetic and its cited constants."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ttedge.errors import ConfigError
+from ttedge.synth import ECP5_85F, EnergyModel, OpCounts
+from ttedge.synth.energy import ECP5_25F
+
+
+def test_horowitz_points_are_reproduced_times_the_fpga_factor() -> None:
+    m = EnergyModel(fpga_factor=1.0)
+    assert math.isclose(m.add_pj(8), 0.03) and math.isclose(m.add_pj(32), 0.1)
+    assert math.isclose(m.mult_pj(8), 0.2) and math.isclose(m.mult_pj(32, 32), 3.1)
+    assert math.isclose(ECP5_85F.mult_pj(8), 0.2 * 14) and math.isclose(ECP5_85F.add_pj(32), 0.1 * 14)
+
+
+def test_widths_follow_the_power_law_between_the_points() -> None:
+    m = EnergyModel(fpga_factor=1.0)
+    # log-log midpoint of 8 and 32 bits is 16 bits: the geometric mean of the two energies
+    assert math.isclose(m.add_pj(16), math.sqrt(0.03 * 0.1))
+    assert math.isclose(m.mult_pj(16), math.sqrt(0.2 * 3.1))
+    assert math.isclose(m.mult_pj(8, 32), m.mult_pj(16))  # same operand-width product
+    assert m.add_pj(4) < m.add_pj(8) < m.add_pj(48) and m.mult_pj(4) < m.mult_pj(18) < m.mult_pj(64)
+
+
+def test_breakdown_adds_up() -> None:
+    m = EnergyModel(fpga_factor=2.0, static_power_w=0.5, read_pj_per_bit=0.25, write_pj_per_bit=0.5)
+    counts = OpCounts(mults={8: 10, (8, 32): 3}, adds={32: 7}, mem_read_bits=64, mem_write_bits=8, seconds=2e-6)
+    e = m.energy_pj(counts)
+    assert math.isclose(e["mult"], 10 * m.mult_pj(8) + 3 * m.mult_pj(8, 32))
+    assert math.isclose(e["add"], 7 * 2.0 * 0.1)
+    assert math.isclose(e["mem_read"], 2.0 * 0.25 * 64) and math.isclose(e["mem_write"], 2.0 * 0.5 * 8)
+    assert math.isclose(e["static"], 0.5 * 2e-6 * 1e12)  # W x s in pJ
+    assert math.isclose(e["dynamic"], e["mult"] + e["add"] + e["mem_read"] + e["mem_write"])
+    assert math.isclose(e["total"], e["dynamic"] + e["static"])
+
+
+def test_default_constants_are_the_cited_ones() -> None:
+    m = ECP5_85F
+    assert (m.add_8b_pj, m.add_32b_pj, m.mult_8b_pj, m.mult_32b_pj) == (0.03, 0.1, 0.2, 3.1)
+    assert math.isclose(m.read_pj_per_bit, 10 / 64) and m.fpga_factor == 14.0
+    # data sheet: 25F standby 77 mA at 1.1 V + 16 mA at 2.5 V; the 85F scales the core by LUT count
+    assert math.isclose(ECP5_25F.static_power_w, 0.077 * 1.1 + 0.016 * 2.5)
+    assert math.isclose(m.static_power_w, 0.077 * 1.1 * 83640 / 24288 + 0.016 * 2.5)
+    rows = m.constants()
+    assert len(rows) == 8 and all(source for *_, source in rows)
+    assert {name for name, *_ in rows} >= {"add_8b", "mult_32b", "sram_read", "fpga_factor", "static_power"}
+
+
+def test_bad_counts_are_refused() -> None:
+    with pytest.raises(ConfigError, match="positive integers of bits"):
+        OpCounts(mults={0: 1})
+    with pytest.raises(ConfigError, match="non-negative"):
+        OpCounts(adds={8: -1})
+    with pytest.raises(ConfigError, match="non-negative"):
+        OpCounts(seconds=-1.0)
