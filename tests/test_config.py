@@ -42,7 +42,7 @@ def test_overrides_are_typed() -> None:
         (["--model.ranks=[4, 4]"], r"^model\.ranks must be a list of lists of integers, got \[4, 4\] \(list\)\.$"),
         (["--train.label_smoothing=1.5"], r"^train\.label_smoothing must be at most 1, got 1\.5\.$"),
         (["--train=3"], r"^\[train\] must be a table, got 3\.$"),
-        (["--bogus=1"], r"^unknown key bogus; the keys of the top level are: bayes, data, fixed, memory, model, name, out_dir, train\.$"),
+        (["--bogus=1"], r"^unknown key bogus; the keys of the top level are: bayes, data, fixed, hw, memory, model, name, out_dir, report, train\.$"),
         (["train.epochs=3"], r"^cannot read override 'train\.epochs=3'; write it as --section\.key=value\.$"),
     ],
 )

@@ -35,7 +35,8 @@ def at_least(default: float, minimum: float) -> Any:
 
 def _type_name(tp: Any) -> str:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-             list[int]: "a list of integers", list[list[int]]: "a list of lists of integers"}
+             list[int]: "a list of integers", list[list[int]]: "a list of lists of integers",
+             list[str]: "a list of strings"}
     return names.get(tp, str(tp))
 
 
@@ -53,6 +54,8 @@ def _check_value(key: str, tp: Any, value: Any) -> Any:
         ok = isinstance(value, str)
     elif tp == list[int]:
         ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    elif tp == list[str]:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     elif tp == list[list[int]]:
         ok = isinstance(value, list) and all(
             isinstance(row, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in row)

@@ -1,6 +1,8 @@
 """Training runs: configuration, the training loop, checkpoints and plots."""
 
-from .config import BayesConfig, DataConfig, FixedConfig, MemoryConfig, ModelConfig, RunConfig, TrainConfig
+from .config import (BayesConfig, DataConfig, FixedConfig, HwConfig, MemoryConfig, ModelConfig, ReportConfig, RunConfig,
+                     TrainConfig)
 
 __all__ = [
-    "BayesConfig", "DataConfig", "FixedConfig", "MemoryConfig", "ModelConfig", "RunConfig", "TrainConfig"]
+    "BayesConfig", "DataConfig", "FixedConfig", "HwConfig", "MemoryConfig", "ModelConfig", "ReportConfig", "RunConfig",
+    "TrainConfig"]

@@ -13,7 +13,8 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..fixed import PrecisionConfig
 
-__all__ = ["BayesConfig", "DataConfig", "FixedConfig", "ModelConfig", "TrainConfig", "MemoryConfig", "RunConfig"]
+__all__ = ["BayesConfig", "DataConfig", "FixedConfig", "HwConfig", "ModelConfig", "TrainConfig", "MemoryConfig",
+           "ReportConfig", "RunConfig"]
 
 
 @dataclass
@@ -207,6 +208,36 @@ class FixedConfig:
 
 
 @dataclass
+class HwConfig:
+    """The accelerator a fixed-point program runs on (``ttedge.hw.AcceleratorConfig``)."""
+
+    p: int = at_least(16, 1)  # MAC-array rows (lanes over a contraction's output index)
+    q: int = at_least(8, 1)  # MAC-array columns (lanes over its rows x cols)
+
+    def accelerator(self) -> Any:
+        from ..hw import AcceleratorConfig
+
+        return AcceleratorConfig(p=self.p, q=self.q)
+
+
+@dataclass
+class ReportConfig:
+    """What ``ttedge report`` (the whole pipeline) measures besides training."""
+
+    sim_steps: int = at_least(2, 1)  # training steps simulated and checked bit for bit
+    targets: list[str] = field(default_factory=lambda: ["ecp5", "xcup"])  # synthesis targets
+    clock_mhz: float = 125.0  # clock requested from place and route
+    cpu_steps: int = at_least(30, 1)  # timed PyTorch steps per CPU measurement
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.targets if t not in ("ecp5", "xcup")]
+        if unknown:
+            raise ConfigError(f"report.targets: unknown synthesis target(s) {unknown}; use ecp5 and/or xcup.")
+        if not self.clock_mhz > 0:
+            raise ConfigError(f"report.clock_mhz must be positive, got {self.clock_mhz!r}.")
+
+
+@dataclass
 class RunConfig:
     name: str = "run"  # run folder prefix under out_dir
     out_dir: str = "runs"  # where run folders are made
@@ -216,6 +247,8 @@ class RunConfig:
     bayes: BayesConfig = field(default_factory=BayesConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     fixed: FixedConfig = field(default_factory=FixedConfig)
+    hw: HwConfig = field(default_factory=HwConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
         if self.fixed.enabled and self.model.layer != "tt":
