@@ -36,10 +36,68 @@ def _parser() -> argparse.ArgumentParser:
                        epilog="Extra --section.key=value arguments override the config, e.g. --memory.batch_size=64.")
     g.add_argument("--config", help="TOML config file with a [fixed] section")
     g.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    h = sub.add_parser("hw", allow_abbrev=False, help="the training accelerator: generate its Verilog, or simulate it against the reference")
+    hsub = h.add_subparsers(dest="hw_command", required=True)
+    for name, text in (("generate", "write Verilog, the program image, memory images, the memory map and the cycle model"),
+                       ("simulate", "run training steps in simulation, checked bit for bit against the reference interpreter")):
+        hp = hsub.add_parser(name, allow_abbrev=False, help=text,
+                             epilog="Extra --section.key=value arguments override the config, e.g. --train.batch_size=4.")
+        hp.add_argument("--config", help="TOML config file with a [fixed] section")
+        hp.add_argument("--p", type=int, default=16, help="MAC-array rows (default 16)")
+        hp.add_argument("--q", type=int, default=8, help="MAC-array columns (default 8)")
+        hp.add_argument("--batch", type=int, help="samples per step (default: train.batch_size)")
+        hp.add_argument("--max-memory-words", type=int, default=1 << 20, help="deepest on-chip memory in words")
+        if name == "generate":
+            hp.add_argument("--out", required=True, help="folder to write the files into")
+            hp.add_argument("--no-verilog", action="store_true", help="skip the Verilog (the slow part for big models)")
+        else:
+            hp.add_argument("--samples", type=int, default=1, help="training steps to simulate (default 1)")
+            hp.add_argument("--json", action="store_true", help="print the report as JSON")
     r = sub.add_parser("ranks", allow_abbrev=False, help="ranks, parameters, memory and accuracy of a run, before and after pruning")
     r.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished or interrupted training run")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return p
+
+
+def _cmd_hw(args: argparse.Namespace, overrides: list[str]) -> int:
+    import json
+
+    from .hw import AcceleratorConfig
+    from .hw.generate import build, generate
+
+    cfg = load_config(RunConfig, args.config, overrides)
+    acc = AcceleratorConfig(p=args.p, q=args.q, max_memory_words=args.max_memory_words)
+    program, interp = build(cfg, args.batch)
+    if args.hw_command == "generate":
+        files = generate(program, interp.state_dict(), acc, args.out, verilog=not args.no_verilog)
+        for name, path in files.items():
+            print(f"{name:14s} {path}")
+        return 0
+    from .hw.cycles import cycles_by_kind
+    from .hw.sim import simulate
+    from .train.loop import load_split
+
+    x, y = load_split(cfg.data, "train")
+    b = program.batch
+    if args.samples * b > len(x):
+        raise TTEdgeError(f"--samples {args.samples} needs {args.samples * b} training samples but there are {len(x)}; simulate fewer steps.")
+    batches = [(interp.quantize_input(x[i * b : (i + 1) * b].numpy()), y[i * b : (i + 1) * b].numpy()) for i in range(args.samples)]
+    print(f"simulating {args.samples} step(s) of {b} sample(s) on a {acc.p} x {acc.q} array ...", file=sys.stderr)
+    rep = simulate(interp, acc, batches)
+    result = {"steps": len(rep.step_cycles), "step_cycles": rep.step_cycles, "utilization": rep.utilization,
+              "bit_exact": not rep.mismatches, "mismatches": rep.mismatches, "compared": rep.compared,
+              "by_kind": cycles_by_kind(program, acc)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"bit-exact: {'yes' if result['bit_exact'] else 'NO'} ({rep.compared} buffers and registers compared)")
+        print(f"cycles per step: {', '.join(str(c) for c in rep.step_cycles)}; MAC-array utilization {100 * rep.utilization:.1f}%")
+        print(f"{'kind':22s} {'count':>5s} {'cycles':>10s} {'MACs':>12s} {'util':>6s}")
+        for kind, row in result["by_kind"].items():
+            print(f"{kind:22s} {row['count']:5d} {row['cycles']:10d} {row['macs']:12d} {100 * row['utilization']:5.1f}%")
+        for line in rep.mismatches:
+            print(f"mismatch: {line}")
+    return 0 if result["bit_exact"] else 1
 
 
 def _cmd_ranks(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -164,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are written --section.key=value)")
     try:
-        return {"train": _cmd_train, "memory": _cmd_memory, "ranks": _cmd_ranks, "program": _cmd_program}[args.command](args, extra)
+        return {"train": _cmd_train, "memory": _cmd_memory, "ranks": _cmd_ranks, "program": _cmd_program,
+                "hw": _cmd_hw}[args.command](args, extra)
     except TTEdgeError as exc:
         print(f"ttedge: error: {exc}", file=sys.stderr)
         return 2

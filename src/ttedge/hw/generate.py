@@ -1,0 +1,91 @@
+"""Generation of the accelerator for a run config: Verilog, program image, memory images, memory map.
+
+:func:`build` turns a :class:`~ttedge.train.config.RunConfig` with ``[fixed]`` enabled into the
+program and its reference interpreter (the model's initial weights, as ``ttedge train`` would
+start); :func:`generate` writes, into one folder:
+
+* ``accelerator.v``: the top level (``amaranth.back.verilog``), memories initialized;
+* ``program.hex``: the program image, one instruction word per line (hex, ``word_bits`` bits);
+* ``mem<k>.hex``: each on-chip memory's initial words (hex two's complement, ``width`` bits);
+* ``memmap.txt``: the host map and the memories (``MemoryMap.describe``);
+* ``cycles.json``: the cycle model's prediction per instruction, per kind and per step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..fixed.interpreter import Interpreter
+from ..fixed.program import Program
+from .config import AcceleratorConfig
+from .cycles import cycles_by_kind, instruction_cycles, step_cycles, utilization
+from .isa import encode_program
+from .memmap import MemoryMap
+from .top import Accelerator
+
+__all__ = ["build", "generate", "memory_images"]
+
+
+def build(cfg: Any, batch: int | None = None) -> tuple[Program, Interpreter]:
+    """The program (batch ``batch``, default ``cfg.train.batch_size``) and interpreter of ``cfg``."""
+    from ..data import NUM_CLASSES, num_features, num_train
+    from ..errors import ConfigError
+    from ..models import build_model
+
+    if not cfg.fixed.enabled:
+        raise ConfigError("the accelerator runs fixed-point programs; use a config with [fixed] enabled = true.")
+    model = build_model(cfg.model, num_features(cfg.data.name, cfg.data.pad_width or None), NUM_CLASSES, seed=cfg.train.seed)
+    program = cfg.compile_fixed(model, batch or cfg.train.batch_size, num_train(cfg.data.name, cfg.data.split_seed))
+    return program, Interpreter(program, model)
+
+
+def memory_images(mm: MemoryMap, state: dict[str, np.ndarray]) -> list[list[int]]:
+    """The initial words of every on-chip memory (signed codes), buffers at their offsets."""
+    images = [[0] * d for d in mm.depths()]
+    for pl in mm.placements:
+        if pl.name in state:
+            images[pl.memory][pl.offset : pl.offset + pl.depth] = [int(v) for v in np.asarray(state[pl.name]).reshape(-1)]
+    return images
+
+
+def _hex(values: list[int], bits: int) -> str:
+    digits = -(-bits // 4)
+    mask = (1 << bits) - 1
+    return "".join(f"{v & mask:0{digits}x}\n" for v in values)
+
+
+def generate(program: Program, state: dict[str, np.ndarray], config: AcceleratorConfig, out_dir: str | Path,
+             verilog: bool = True) -> dict[str, Path]:
+    """Write the files of the module docstring into ``out_dir``; returns them by name."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    image = encode_program(program, config)
+    mm = MemoryMap(program, config)
+    files: dict[str, Path] = {}
+
+    def put(name: str, text: str) -> None:
+        files[name] = out / name
+        files[name].write_text(text)
+
+    put("program.hex", _hex(image.packed(), image.word_bits))
+    for k, (width, words) in enumerate(zip(mm.widths, memory_images(mm, state))):
+        put(f"mem{k}.hex", _hex(words, width))
+    memories = "\n".join(f"mem{k}: {d} words x {w} bits" for k, (w, d) in enumerate(zip(mm.widths, mm.depths())))
+    put("memmap.txt", f"{memories}\n\n{mm.describe()}\n")
+    per = instruction_cycles(program, config)
+    put("cycles.json", json.dumps({
+        "p": config.p, "q": config.q, "step_cycles": step_cycles(program, config),
+        "utilization": utilization(program, config), "macs": program.macs,
+        "by_kind": cycles_by_kind(program, config),
+        "instructions": [{"position": i, "kind": type(ins).__name__, "cycles": c, "macs": ins.macs}
+                         for i, (ins, c) in enumerate(zip(program.instructions, per))],
+    }, indent=2) + "\n")
+    if verilog:
+        from amaranth.back import verilog as back
+
+        put("accelerator.v", back.convert(Accelerator(program, config, state), name="ttedge_accelerator"))
+    return files

@@ -1,0 +1,36 @@
+"""``ttedge hw generate`` and ``ttedge hw simulate`` on a tiny digits network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ttedge.cli import main
+
+TINY = ["--config", "configs/digits_tt_fixed.toml", "--p", "2", "--q", "2", "--batch", "1",
+        "--model.hidden=[16]", "--model.in_modes=[[8,8],[4,4]]", "--model.out_modes=[[4,4],[2,5]]", "--model.ranks=[[2],[2]]"]
+
+
+def test_generate_writes_verilog_images_and_map(tmp_path: Path) -> None:
+    assert main(["hw", "generate", *TINY, "--out", str(tmp_path)]) == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"accelerator.v", "program.hex", "memmap.txt", "cycles.json", "mem0.hex"} <= names
+    assert "module ttedge_accelerator" in (tmp_path / "accelerator.v").read_text()
+    cycles = json.loads((tmp_path / "cycles.json").read_text())
+    assert cycles["step_cycles"] == sum(i["cycles"] for i in cycles["instructions"]) + 3
+    program_lines = (tmp_path / "program.hex").read_text().splitlines()
+    assert len(program_lines) == len(cycles["instructions"]) + 1  # + END
+
+
+def test_simulate_reports_bit_exact_steps(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hw", "simulate", *TINY, "--samples", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["bit_exact"] is True and report["mismatches"] == []
+    assert report["steps"] == 1 and report["step_cycles"][0] > 0
+
+
+def test_a_config_without_fixed_point_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["hw", "generate", "--config", "configs/digits_tt.toml", "--out", "unused"]) == 2
+    assert "use a config with [fixed] enabled = true" in capsys.readouterr().err
