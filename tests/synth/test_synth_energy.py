@@ -7,7 +7,7 @@ import math
 import pytest
 
 from ttedge.errors import ConfigError
-from ttedge.synth import ECP5_85F, EnergyModel, OpCounts
+from ttedge.synth import ECP5_85F, EnergyModel, OpCounts, latency_s
 from ttedge.synth.energy import ECP5_25F
 
 
@@ -58,3 +58,11 @@ def test_bad_counts_are_refused() -> None:
         OpCounts(adds={8: -1})
     with pytest.raises(ConfigError, match="non-negative"):
         OpCounts(seconds=-1.0)
+
+
+def test_latency_is_cycles_over_fmax() -> None:
+    assert math.isclose(latency_s(125_000, 125.0), 1e-3)
+    with pytest.raises(ConfigError, match="must be positive"):
+        latency_s(10, 0.0)
+    with pytest.raises(ConfigError, match="non-negative"):
+        latency_s(-1, 100.0)

@@ -30,8 +30,9 @@ def test_ecp5_success_gives_counts_fmax_and_flat_figures(fake_tools: Path, tmp_p
 
 
 def test_ecp5_falls_back_to_the_log_without_a_report(fake_tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert synthesize(DESIGN, "expneg", "ecp5", tmp_path).fmax_mhz == pytest.approx(49.368, abs=0.001)
     monkeypatch.setenv("FAKE_NEXTPNR", "no_report")
-    r = synthesize(DESIGN, "expneg", "ecp5", tmp_path)
+    r = synthesize(DESIGN, "expneg", "ecp5", tmp_path)  # same folder: the first run's report must not be read
     assert r.ok and r.fmax_mhz == 49.37
 
 
@@ -40,8 +41,9 @@ def test_verilog_may_be_a_path(fake_tools: Path, tmp_path: Path) -> None:
     source.write_text(DESIGN)
     assert synthesize(source, "expneg", "ecp5", tmp_path / "a").ok
     assert synthesize(str(source), "expneg", "ecp5", tmp_path / "b").ok
-    with pytest.raises(ConfigError, match="does not exist"):
-        synthesize(tmp_path / "none.v", "expneg", "ecp5", tmp_path / "c")
+    for missing in (tmp_path / "none.v", str(tmp_path / "none.v")):
+        with pytest.raises(ConfigError, match="does not exist; pass its path or the Verilog text"):
+            synthesize(missing, "expneg", "ecp5", tmp_path / "c")
 
 
 def test_synthesis_failure_is_a_partial_result(fake_tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

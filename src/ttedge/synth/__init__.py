@@ -10,7 +10,7 @@ energy with cited per-operation constants. The tools come from the ``synth`` ext
 from ..errors import ToolError
 from .baseline import BaselineError, Tolerance, check_against_baseline, compare_to_baseline, write_baseline
 from .devices import DEVICES, ZU3EG, Device, ResourceUse, ecp5_device
-from .energy import ECP5_85F, EnergyModel, OpCounts
+from .energy import ECP5_85F, EnergyModel, OpCounts, latency_s
 from .flow import SynthesisError, SynthResult, synthesize
 from .tools import find_tool
 
@@ -31,6 +31,7 @@ __all__ = [
     "compare_to_baseline",
     "ecp5_device",
     "find_tool",
+    "latency_s",
     "synthesize",
     "write_baseline",
 ]

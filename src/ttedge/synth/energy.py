@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 
-__all__ = ["ECP5_25F", "ECP5_85F", "EnergyModel", "OpCounts"]
+__all__ = ["ECP5_25F", "ECP5_85F", "EnergyModel", "OpCounts", "latency_s"]
 
 # Horowitz, ISSCC 2014, Fig. 1.1.9 (45 nm, 0.9 V), pJ per operation.
 HOROWITZ_ADD_8B_PJ = 0.03
@@ -68,6 +68,15 @@ def _power_law(e8: float, e32: float, x: float, x8: float, x32: float) -> float:
     """The power law through (x8, e8) and (x32, e32), evaluated at x."""
     k = math.log(e32 / e8) / math.log(x32 / x8)
     return e8 * (x / x8) ** k
+
+
+def latency_s(cycles: int, fmax_mhz: float) -> float:
+    """Wall time of ``cycles`` clock cycles at ``fmax_mhz`` MHz, in seconds (the ``seconds`` of :class:`OpCounts`)."""
+    if not fmax_mhz > 0:
+        raise ConfigError(f"the clock frequency must be positive, got {fmax_mhz} MHz; pass the Fmax nextpnr reported.")
+    if cycles < 0:
+        raise ConfigError(f"the cycle count must be non-negative, got {cycles}; pass the simulated cycles.")
+    return cycles / (fmax_mhz * 1e6)
 
 
 @dataclass(frozen=True)

@@ -103,13 +103,15 @@ class SynthResult:
 
 def _design_file(verilog: str | Path, out_dir: Path) -> Path:
     """Copy the design (Verilog text, or a path to it) to ``out_dir/design.v``; the tools run there."""
-    if isinstance(verilog, Path) or ("\n" not in verilog and Path(verilog).is_file()):
+    if isinstance(verilog, Path) or ("\n" not in verilog and "module" not in verilog):
         path = Path(verilog)
         if not path.is_file():
             raise ConfigError(f"the Verilog file {path} does not exist; pass its path or the Verilog text.")
         text = path.read_text()
     else:
         text = verilog
+    for stale in ("netlist.json", "report.json"):  # never read a previous run's output
+        (out_dir / stale).unlink(missing_ok=True)
     target = out_dir / "design.v"
     target.write_text(text)
     return target
@@ -148,8 +150,8 @@ def synthesize(
 ) -> SynthResult:
     """Synthesize ``top`` of ``verilog`` for ``target`` and return what was measured.
 
-    ``verilog`` is Verilog text, or a :class:`~pathlib.Path` (or a one-line string naming an
-    existing file). ECP5 options: ``device`` "25k"/"45k"/"85k" (default "85k", the LFE5U-85F),
+    ``verilog`` is Verilog text, or a :class:`~pathlib.Path` (or a one-line string naming the
+    file). ECP5 options: ``device`` "25k"/"45k"/"85k" (default "85k", the LFE5U-85F),
     ``package`` (default CABGA381), ``speed`` grade 6 (slowest, the default), 7 or 8, ``seed`` of
     the placer (fixed for reproducible Fmax), and ``clock_mhz``, the target handed to nextpnr
     (``--freq``; a miss is reported, not fatal). For "xcup", ``device`` may only be "zu3eg".
@@ -196,7 +198,7 @@ def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: f
     if failed is not None:
         return failed
     uses, extra = ecp5_resources(cells, part)
-    notes = (f"yosys {version}",) if version else ()
+    notes = ((f"yosys {version}",) if version else ()) + (f"package {package}, speed grade {speed}, placer seed {seed}",)
     base = dict(resources=uses, extra=extra, target_mhz=float(clock_mhz), notes=notes, out_dir=out)
     overflow = worst_overflow(uses, part.name)
     if overflow:
