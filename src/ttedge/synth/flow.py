@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError, TTEdgeError
@@ -199,18 +199,17 @@ def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: f
         return failed
     uses, extra = ecp5_resources(cells, part)
     notes = ((f"yosys {version}",) if version else ()) + (f"package {package}, speed grade {speed}, placer seed {seed}",)
-    base = dict(resources=uses, extra=extra, target_mhz=float(clock_mhz), notes=notes, out_dir=out)
+    partial = SynthResult("ecp5", part.name, top, "ok", resources=uses, extra=extra, target_mhz=float(clock_mhz),
+                          notes=notes, seconds={"synth": synth_s}, out_dir=out)
     overflow = worst_overflow(uses, part.name)
-    if overflow:
-        return SynthResult("ecp5", part.name, top, "does_not_fit", overflow[0].upper() + overflow[1:] + ".",
-                           seconds={"synth": synth_s}, **base)
+    if overflow:  # nextpnr would only fail later with a vaguer message
+        return replace(partial, status="does_not_fit", message=overflow[0].upper() + overflow[1:] + ".")
     argv = [tools["nextpnr"], part.nextpnr_flag, "--package", package, "--speed", str(speed), "--json", "netlist.json",
             "--freq", f"{clock_mhz:g}", "--timing-allow-fail", "--report", "report.json", "--seed", str(seed)]
     run = run_tool(argv, out / "nextpnr.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
-    seconds = {"synth": synth_s, "pnr": run.seconds}
+    partial = replace(partial, seconds={"synth": synth_s, "pnr": run.seconds})
     if not run.ok:
-        return SynthResult("ecp5", part.name, top, "pnr_failed", _failure(f"nextpnr-ecp5 on the {part.name}", run),
-                           seconds=seconds, **base)
+        return replace(partial, status="pnr_failed", message=_failure(f"nextpnr-ecp5 on the {part.name}", run))
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     clocks = fmax_from_report(report) or fmax_from_log(run.log_text())
@@ -219,8 +218,7 @@ def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: f
     extra = {**extra, **{k: int(v) for k, v in packed.items() if v is not None}}
     if not clocks:
         notes = notes + ("no clocked paths: the design has no Fmax",)
-    base.update(extra=extra, notes=notes)
-    return SynthResult("ecp5", part.name, top, "ok", clocks=tuple(clocks), seconds=seconds, **base)
+    return replace(partial, clocks=tuple(clocks), extra=extra, notes=notes)
 
 
 def _xcup(part: Device, top: str, out: Path, yosys: str, on_log: LogCallback | None, timeout_s: float | None) -> SynthResult:
