@@ -18,7 +18,8 @@ Between and beyond those two widths the energy follows the power law through the
 (log-log interpolation): an adder's energy grows about linearly with width (exponent 0.87), a
 multiplier's with the product of its operand widths (exponent 0.99 on ``a * b``), as the ripple
 adder and the array multiplier's area do. A write costs as much as a read (Horowitz lists reads
-only; this is an assumption).
+only; this is an assumption). An ECP5 block RAM holds 18 kb (2.25 KB), less than the 8 KB array
+of the figure, so the per-bit memory energy errs high.
 
 These are ASIC (standard-cell) figures. On an FPGA the same logic switches more capacitance:
 I. Kuon and J. Rose, "Measuring the gap between FPGAs and ASICs", IEEE TCAD 26(2):203-215, 2007,
