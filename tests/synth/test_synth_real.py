@@ -45,3 +45,4 @@ def test_expneg_on_zu3eg_matches_its_baseline(expneg_verilog: str, tmp_path: Pat
     result = synthesize(expneg_verilog, "expneg", "xcup", tmp_path).raise_for_status()
     check_against_baseline(result.to_flat(), BASELINES / "expneg_xcup.json")
     assert result.fmax_mhz is None
+    assert "End of script." in (tmp_path / "yosys.log").read_text()  # Yosys's own log is complete

