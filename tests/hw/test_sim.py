@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ttedge.fixed import FixedFormat, Interpreter, PrecisionConfig, compile_program
+from ttedge.fixed import FixedFormat, Interpreter, PrecisionConfig, ScaleRule, compile_program
 from ttedge.hw import cycles
 from ttedge.hw.config import AcceleratorConfig
 from ttedge.hw.cycles import instruction_cycles, step_cycles, utilization
@@ -40,8 +40,9 @@ def random_case(seed: int) -> tuple[Interpreter, AcceleratorConfig, list[tuple[n
     act_w = int(rng.choice([10, 12, 16]))
     momentum = None if rng.random() < 0.5 else int(rng.integers(1, 4))
     master = None if rng.random() < 0.6 else FixedFormat(core_w + 8, core_w + 7)  # a wider master copy: Narrow
+    rule = ScaleRule(up_after=1, down_after=1) if rng.random() < 0.5 else ScaleRule()  # fast rules move fracs every step
     precision = PrecisionConfig(
-        master=master,
+        master=master, scale=rule,
         core=FixedFormat(core_w, core_w - 1, rounding=str(rng.choice(["nearest", "stochastic"]))),  # type: ignore[arg-type]
         activation=FixedFormat(act_w, act_w // 2), error=FixedFormat(act_w, act_w // 2),
         gradient=FixedFormat(act_w, act_w // 2), rounding=str(rng.choice(["nearest", "stochastic"])),  # type: ignore[arg-type]
@@ -50,6 +51,7 @@ def random_case(seed: int) -> tuple[Interpreter, AcceleratorConfig, list[tuple[n
     batch = int(rng.integers(1, 4))
     program = compile_program(model, precision, batch)
     interp = Interpreter(program, model)
+    interp.state["lr.decay"] = np.array(int(rng.integers(0, 3)), np.int64)  # a learning-rate schedule's extra shift
     n_in = int(np.prod(in_modes))
     batches = [(interp.quantize_input(rng.normal(size=(batch, n_in))), rng.integers(0, 10, batch)) for _ in range(2)]
     config = AcceleratorConfig(p=int(rng.integers(1, 5)), q=int(rng.integers(1, 5)))
