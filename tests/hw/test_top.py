@@ -12,7 +12,7 @@ from ttedge.errors import ConfigError
 from ttedge.fixed import FixedFormat, Interpreter, PrecisionConfig, compile_program
 from ttedge.fixed.program import Program
 from ttedge.hw import AcceleratorConfig, MemoryMap, encode_program
-from ttedge.hw.memmap import CTRL, STATUS
+from ttedge.hw.memmap import CTRL, CYCLES, STATUS
 from ttedge.hw.top import Accelerator
 from ttedge.models import MLP
 from ttedge.tt import TTLinear
@@ -126,6 +126,9 @@ def test_host_port_reads_and_writes_memories_and_registers() -> None:
             await ctx.tick()
         assert await read(STATUS) == 1  # done
         assert await read(mm.register_address("step")) == 1
+        last = await read(mm.profile_base + len(program.instructions) - 1)
+        assert last + 3 == await read(CYCLES)  # + the END word's fetch, decode and issue
+        assert 0 < await read(mm.profile_base) < last
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

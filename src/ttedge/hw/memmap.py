@@ -15,9 +15,11 @@ Host map (word addresses; every word is 64 bits, an element or register sign-ext
     0x0003  PC       position of the instruction being executed
     0x0010  REGS     the state registers, one word each, in ``registers`` order: step, lr.decay,
                      scale.<buf>.frac/over/under per dynamic buffer, sat.<buf> per counted buffer
+    PROFILE          read only: word i = the step's cycle count when instruction i finished
+                     (performance counters; one word per instruction)
     MEM_BASE         the buffers, one after the other in program order, each ``numel`` words
 
-``MEM_BASE`` is the first multiple of 0x1000 after the registers. Memories are read and written
+``PROFILE`` follows the registers; ``MEM_BASE`` is the first multiple of 0x1000 after it. Memories are read and written
 only while the accelerator is idle (STATUS bit 1 clear).
 """
 
@@ -128,8 +130,13 @@ class MemoryMap:
         return REG_BASE + self.registers.index(name)
 
     @property
+    def profile_base(self) -> int:
+        """Host word address of the first performance counter (one per instruction)."""
+        return REG_BASE + len(self.registers)
+
+    @property
     def mem_base(self) -> int:
-        end = REG_BASE + len(self.registers)
+        end = self.profile_base + len(self.program.instructions)
         return (end + _ALIGN) // _ALIGN * _ALIGN
 
     @property
@@ -151,6 +158,7 @@ class MemoryMap:
         """The host map as a text table (one line per region)."""
         lines = [f"{CTRL:#07x}  CTRL", f"{STATUS:#07x}  STATUS", f"{CYCLES:#07x}  CYCLES", f"{PC:#07x}  PC"]
         lines += [f"{self.register_address(r):#07x}  {r}" for r in self.registers]
+        lines += [f"{self.profile_base:#07x}  PROFILE  {len(self.program.instructions)} cycle counters"]
         lines += [
             f"{pl.base:#07x}  {pl.name}  {pl.depth} x {pl.width} bits  {pl.buffer.kind}  shape {pl.buffer.shape}  "
             f"(mem{pl.memory} + {pl.offset:#x})"

@@ -82,20 +82,11 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
                 for k, v in enumerate(values):
                     await write(ctx, base + k, int(v))
             await write(ctx, CTRL, 1)
-            per_ins = [0] * (len(program.instructions) + 1)  # + the END word
-            last_pc, last_cycles = 0, 0
-            while True:
-                await ctx.tick()
-                pc, cycles = ctx.get(dut.pc), ctx.get(dut.cycles)
-                if pc == last_pc and not ctx.get(dut.done):
-                    continue
-                per_ins[last_pc] += cycles - last_cycles
-                last_pc, last_cycles = pc, cycles
-                if ctx.get(dut.done):
-                    per_ins[-1] += cycles - last_cycles
-                    break
-            report.instruction_cycles.append(per_ins[:-1])
-            report.step_cycles.append(ctx.get(dut.cycles))
+            await ctx.tick().until(dut.done)
+            total = ctx.get(dut.cycles)
+            ends = [ctx.get(dut.profile.data[i]) for i in range(len(program.instructions))]
+            report.instruction_cycles.append([end - start for start, end in zip([0] + ends[:-1], ends)])
+            report.step_cycles.append(total)
             interp.step(x, labels)
             if check:
                 compare(ctx, step)

@@ -116,6 +116,7 @@ class Accelerator(wiring.Component):
         self.registers: dict[str, Signal] = {}
         self.pc = Signal(16, name="pc")
         self.cycles = Signal(32, name="cycles")  # cycles of the current (or last) step
+        self.profile: Memory | None = None  # the performance counters (set by elaborate)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -159,6 +160,7 @@ class Accelerator(wiring.Component):
         owns = running  # the units own the memory ports (else the host does)
         host_ok = ~owns
         phase = Signal(2)  # 0 fetch, 1 decode, 2 issue, 3 wait
+        advance = Signal()  # the current instruction finishes this cycle (pc moves on)
         pc = self.pc
         cycles = self.cycles
         imem = m.submodules.imem = Memory(shape=unsigned(image.word_bits), depth=len(image.words), init=image.packed())
@@ -365,16 +367,26 @@ class Accelerator(wiring.Component):
                         m.d.sync += [running.eq(0), done.eq(1), regs["step"].eq(regs["step"] + 1), pc.eq(0)]
                     with m.Elif(op == Op.SCALE):
                         m.d.comb += scaling.eq(1)
-                        m.d.sync += [pc.eq(pc + 1), phase.eq(0)]
+                        m.d.comb += advance.eq(1)
+                        m.d.sync += phase.eq(0)
                     with m.Else():
                         m.d.comb += [eng.start.eq(op == Op.CONTRACT), ew.start.eq(is_ew), loss.start.eq(op == Op.SOFTMAX)]
                         m.d.sync += phase.eq(3)
                 with m.Case(3):
                     with m.If(~unit_busy):
                         m.d.comb += finished.eq(1)
-                        m.d.sync += [pc.eq(pc + 1), phase.eq(0)]
+                        m.d.comb += advance.eq(1)
+                        m.d.sync += phase.eq(0)
         with m.Elif(self.host_we & (self.host_addr == CTRL) & self.host_wdata[0]):
             m.d.sync += [running.eq(1), done.eq(0), phase.eq(0), pc.eq(0), cycles.eq(0)]
+
+        # Performance counters: the step's cycle count as each instruction finishes.
+        with m.If(advance):
+            m.d.sync += pc.eq(pc + 1)
+        prof = m.submodules.profile = Memory(shape=unsigned(32), depth=max(1, len(prog.instructions)), init=[])
+        self.profile = prof
+        pw, pr = prof.write_port(), prof.read_port()
+        m.d.comb += [pw.en.eq(advance), pw.addr.eq(pc), pw.data.eq(cycles + 1), pr.addr.eq(self.host_addr - mm.profile_base)]
 
         # --- host register writes and reads
         reg_addr = {mm.register_address(name): name for name in mm.registers}
@@ -386,10 +398,11 @@ class Accelerator(wiring.Component):
                     with m.Case(a):
                         m.d.sync += regs[name].eq(self.host_wdata)
         rdata_reg = Signal(signed(64))
-        from_mem = Signal()
+        from_mem, from_prof = Signal(), Signal()
         rmem = Signal(range(len(cms)))
         with m.If(self.host_re):
-            m.d.sync += [from_mem.eq(host_hit), rmem.eq(host_mem), rdata_reg.eq(0)]
+            m.d.sync += [from_mem.eq(host_hit), rmem.eq(host_mem), rdata_reg.eq(0),
+                         from_prof.eq((self.host_addr >= mm.profile_base) & (self.host_addr < mm.profile_base + len(prog.instructions)))]
             with m.Switch(self.host_addr):
                 with m.Case(STATUS):
                     m.d.sync += rdata_reg.eq(done | (running << 1))
@@ -401,6 +414,8 @@ class Accelerator(wiring.Component):
                     with m.Case(a):
                         m.d.sync += rdata_reg.eq(regs[name])
         m.d.comb += self.host_rdata.eq(rdata_reg)
+        with m.If(from_prof):
+            m.d.comb += self.host_rdata.eq(pr.data)
         with m.If(from_mem):
             with m.Switch(rmem):
                 for k, cm in enumerate(cms):
