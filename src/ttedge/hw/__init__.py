@@ -3,14 +3,17 @@
 
 Modules: ``config`` (array size and limits), ``memmap`` (buffers in on-chip memories, the host map),
 ``isa`` (instruction words, the program image), ``engine`` (the P x Q contraction engine),
-``elementwise`` (bias, ReLU, SGD, narrowing, scaling), ``top`` (sequencer, memories, registers,
-host port), ``cycles`` (the cycle model), ``sim`` (simulated steps checked against the
-interpreter); arithmetic units in ``rng``, ``requant``, ``scale``, ``arith``.
+``elementwise`` (bias, ReLU, SGD, narrowing), ``loss`` (softmax cross-entropy rows), ``memories``
+(width-class memories and their ports), ``top`` (sequencer, registers, scaling, host port),
+``cycles`` (the cycle model), ``sim`` (simulated steps checked against the interpreter),
+``generate`` (Verilog and memory images); arithmetic units in ``rng``, ``requant``, ``scale``,
+``arith``, ``softmax``.
 """
 
 from .config import AcceleratorConfig
-from .cycles import contract_cycles
+from .cycles import contract_cycles, cycles_by_kind, instruction_cycles, step_cycles, utilization
 from .engine import ContractionEngine
+from .generate import build, generate
 from .isa import Op, ProgramImage, encode_program
 from .memmap import MemoryMap, Placement
 from .sim import SimReport, simulate
@@ -26,6 +29,12 @@ __all__ = [
     "ContractionEngine",
     "Accelerator",
     "contract_cycles",
+    "instruction_cycles",
+    "step_cycles",
+    "utilization",
+    "cycles_by_kind",
+    "build",
+    "generate",
     "SimReport",
     "simulate",
 ]
