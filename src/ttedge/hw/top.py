@@ -7,10 +7,10 @@
   FETCH (1 cycle), DECODE (1), ISSUE (the unit's start pulse), then WAIT until the unit and its
   output pipeline are idle; the END word increments ``step`` and raises done.
   :func:`ttedge.hw.cycles.instruction_cycles` counts each instruction.
-* **Units**: the :class:`ContractionEngine` (its drained sums go through a RandomLane and one
-  OutputStage per output width: shift frac_a + frac_b - frac_out read from the frac registers,
-  the instruction's rounding), the :class:`ElementwiseUnit` and the :class:`LossUnit`
-  (SoftmaxXentGrad row by row through the SoftmaxXentUnit).
+* **Units**: the :class:`ContractionEngine` (a drained row of Q sums goes through Q output lanes,
+  each a RandomLane and one OutputStage per output width: shift frac_a + frac_b - frac_out from the
+  frac registers, the instruction's rounding, then a write port), the :class:`ElementwiseUnit` and
+  the :class:`LossUnit` (SoftmaxXentGrad row by row through the SoftmaxXentUnit).
 * **State registers**: ``step``, ``lr.decay``, ``scale.<buf>.frac/over/under`` per dynamic buffer,
   ``sat.<buf>`` per counted buffer (a saturated code written into the buffer adds one).
 * **Scaling**: a MaxAbs on the write stream tracks each dynamic buffer's max |code| as its
@@ -174,7 +174,7 @@ class Accelerator(wiring.Component):
         operand_width = max([mm.widths[w[s]] for w in image.words if w["op"] == Op.CONTRACT for s in ("am", "bm")] + [2])
         acc_width = max([w for w in (getattr(i, "acc_width", 0) for i in prog.instructions)] + [2])
         eng = m.submodules.engine = ContractionEngine(cfg, layout, self.addr_bits, operand_width, acc_width)
-        words = [w for w in image.words]
+        words = image.words
         out_widths = sorted({mm.widths[w["cm"]] for w in words if w["op"] == Op.CONTRACT}) or [2]
         w_dests = [pls[w["a"] if w["op"] == Op.SGD else w["c"]].width
                    for w in words if w["op"] not in (Op.CONTRACT, Op.END, Op.SCALE, Op.SOFTMAX)]
