@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         else:
             hp.add_argument("--samples", type=int, default=1, help="training steps to simulate (default 1)")
             hp.add_argument("--json", action="store_true", help="print the report as JSON")
+    rp = sub.add_parser("report", allow_abbrev=False,
+                        help="the whole pipeline: float rank adaptation, fixed point, accelerator, simulation, synthesis, report",
+                        epilog="Extra --section.key=value arguments override the config. A rerun with the same --out "
+                               "skips the stages already done.")
+    rp.add_argument("--config", help="TOML config file with [bayes], [fixed], [hw] and [report] sections")
+    rp.add_argument("--out", required=True, help="folder for every stage's results and the report")
     r = sub.add_parser("ranks", allow_abbrev=False, help="ranks, parameters, memory and accuracy of a run, before and after pruning")
     r.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished or interrupted training run")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -215,6 +221,43 @@ def _cmd_program(args: argparse.Namespace, overrides: list[str]) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace, overrides: list[str]) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from .pipeline import run_pipeline
+
+    cfg = load_config(RunConfig, args.config, overrides)
+    bar: Any = None
+    started: dict[str, float] = {}
+
+    def on_event(event: str, info: dict[str, Any]) -> None:
+        nonlocal bar
+        if event.startswith("stage") and bar is not None:
+            bar.close()
+            bar = None
+        if event == "stage":
+            started[info["stage"]] = time.perf_counter()
+            print(f"[{info['stage']}] ...", file=sys.stderr)
+        elif event == "stage-done":
+            took = "" if info["cached"] else f" ({time.perf_counter() - started.get(info['stage'], time.perf_counter()):.1f} s)"
+            note = " (done before; kept)" if info["cached"] else took
+            print(f"[{info['stage']}] done{note}", file=sys.stderr)
+        elif event == "stage-missing":
+            print(f"[{info['stage']}] not available: {info['why']}", file=sys.stderr)
+        elif event == "start":
+            bar = tqdm(total=info["total_steps"], initial=info["start_step"], unit="step", desc=info["stage"], dynamic_ncols=True)
+        elif event == "step" and bar is not None:
+            bar.update(1)
+
+    path = run_pipeline(cfg, args.out, on_event)
+    if bar is not None:
+        bar.close()
+    print(f"report: {path}\n        {path.with_suffix('.html')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -222,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are written --section.key=value)")
     try:
-        return {"train": _cmd_train, "memory": _cmd_memory, "ranks": _cmd_ranks, "program": _cmd_program,
+        return {"train": _cmd_train, "memory": _cmd_memory, "ranks": _cmd_ranks, "program": _cmd_program, "report": _cmd_report,
                 "hw": _cmd_hw}[args.command](args, extra)
     except TTEdgeError as exc:
         print(f"ttedge: error: {exc}", file=sys.stderr)

@@ -61,7 +61,7 @@ def headline(d: ReportData) -> list[list[str]]:
     if d.memory is not None:
         rows.append(["training memory, parameters (vs full-size fp32)", f"{PAPER['memory']:.0f}x",
                      f"{d.memory['parameter_ratio']:.1f}x",
-                     f"bits of the compiled program's cores and biases vs the dense 784-512-10 net's fp32 parameters; "
+                     f"bits of the compiled program's cores and biases vs the fp32 parameters of {d.memory['baseline']}; "
                      f"whole step {d.memory['step_ratio']:.1f}x ({d.memory['step_ratio_shared']:.1f}x with buffer reuse)"])
     else:
         rows.append(["training memory", f"{PAPER['memory']:.0f}x", "-", "missing: " + d.missing.get("memory", "not computed")])
@@ -151,7 +151,7 @@ def build_report(d: ReportData, folder: str | Path) -> Path:
     if d.accuracy:
         _accuracy_plot(d.accuracy, folder / "accuracy.png")
         rows = [[r["label"], r["mode"], str(r.get("core", "")), f"{100 * r['test_acc']:.2f}%",
-                 f"{r['parameter_ratio']:.1f}x", f"{r['step_ratio']:.1f}x"] for r in d.accuracy]
+                 f"{r['parameter_ratio']:.1f}x", "-" if r["step_ratio"] is None else f"{r['step_ratio']:.1f}x"] for r in d.accuracy]
         sections.append(Section("Accuracy vs bits vs memory", [], [
             Table(["run", "mode", "cores", "test accuracy", "parameter ratio", "whole-step ratio"], rows, {3, 4, 5})],
             [("accuracy.png", "accuracy vs memory")]))
