@@ -93,3 +93,15 @@ def test_first_error_of_failing_runs(data_dir: Path) -> None:
     assert first_error((data_dir / "yosys_syntax_error.log").read_text()) == "broken.v:2: syntax error, unexpected ';'"
     assert first_error((data_dir / "nextpnr_bad_package.log").read_text()) == "Unsupported package 'CABGA999' for 'LFE5U-85F'."
     assert first_error("Info: fine\n") == ""
+
+
+def test_distributed_ram_counts_as_nextpnr_counts_it(data_dir: Path) -> None:
+    # cells and nextpnr's pre-packing summary of a small generated accelerator, captured once from
+    # synthesize() on hw.top.Accelerator for tests/hw/test_sim.py random_case(0) (not in make_fixtures.py)
+    cells = {"LUT4": 11721, "TRELLIS_FF": 6883, "CCU2C": 2474, "TRELLIS_DPR16X4": 52, "MULT18X18D": 8, "DP16KD": 4}
+    log = (data_dir / "accelerator_nextpnr_prepack.log").read_text()
+    summary = {name: int(n) for name, n in re.findall(r"(Total LUT4s|RAM LUTs|RAMW LUTs|Total DFFs):\s*(\d+)/", log)}
+    uses, extra = ecp5_resources(cells, ecp5_device("85k"))
+    assert {u.name: u.used for u in uses}["lut4"] == summary["Total LUT4s"] == 16981
+    assert summary["RAM LUTs"] + summary["RAMW LUTs"] == 6 * extra["lutram"]
+    assert {u.name: u.used for u in uses}["ff"] == summary["Total DFFs"]
