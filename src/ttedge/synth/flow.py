@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -160,6 +161,7 @@ def synthesize(
     package: str | None = None,
     speed: int = 6,
     seed: int = 1,
+    nextpnr_args: Sequence[str] = (),
     on_log: LogCallback | None = None,
     timeout_s: float | None = None,
 ) -> SynthResult:
@@ -169,7 +171,8 @@ def synthesize(
     file). ECP5 options: ``device`` "25k"/"45k"/"85k" (default "85k", the LFE5U-85F),
     ``package`` (default CABGA381), ``speed`` grade 6 (slowest, the default), 7 or 8, ``seed`` of
     the placer (fixed for reproducible Fmax), and ``clock_mhz``, the target handed to nextpnr
-    (``--freq``; a miss is reported, not fatal). For "xcup", ``device`` may only be "zu3eg".
+    (``--freq``; a miss is reported, not fatal); ``nextpnr_args`` are passed on to nextpnr as they
+    are (e.g. ``["--router", "router2"]``). For "xcup", ``device`` may only be "zu3eg".
     ``on_log`` receives every line the tools print; ``timeout_s`` bounds each tool run.
     """
     out = Path(out_dir)
@@ -188,7 +191,8 @@ def synthesize(
         raise ConfigError(f"the top module name {top!r} is not a plain Verilog identifier; pass the module's name.")
     _design_file(verilog, out)
     if target == "ecp5":
-        return _ecp5(part, top, out, tools, clock_mhz, package or part.default_package, speed, seed, on_log, timeout_s)
+        return _ecp5(part, top, out, tools, clock_mhz, package or part.default_package, speed, seed, tuple(nextpnr_args),
+                     on_log, timeout_s)
     return _xcup(part, top, out, tools["yosys"], on_log, timeout_s)
 
 
@@ -208,13 +212,15 @@ def _synth(part: Device, top: str, out: Path, yosys: str, command: str, on_log: 
 
 
 def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: float, package: str, speed: int,
-          seed: int, on_log: LogCallback | None, timeout_s: float | None) -> SynthResult:
+          seed: int, nextpnr_args: tuple[str, ...], on_log: LogCallback | None, timeout_s: float | None) -> SynthResult:
     failed, cells, synth_s, version = _synth(part, top, out, tools["yosys"], f"synth_ecp5 -top {top} -json netlist.json",
                                              on_log, timeout_s)
     if failed is not None:
         return failed
     uses, extra = ecp5_resources(cells, part)
     notes = ((f"yosys {version}",) if version else ()) + (f"package {package}, speed grade {speed}, placer seed {seed}",)
+    if nextpnr_args:
+        notes += ("nextpnr options " + " ".join(nextpnr_args),)
     partial = SynthResult("ecp5", part.name, top, "ok", resources=uses, extra=extra, target_mhz=float(clock_mhz),
                           notes=notes, seconds={"synth": synth_s}, out_dir=out)
     overflow = worst_overflow(uses, part.name)
@@ -224,7 +230,7 @@ def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: f
     (out / "nextpnr.log").unlink(missing_ok=True)
     argv = [tools["nextpnr"], part.nextpnr_flag, "--package", package, "--speed", str(speed), "--json", "netlist.json",
             "--freq", f"{clock_mhz:g}", "--timing-allow-fail", "--report", "report.json", "--seed", str(seed),
-            "--log", "nextpnr.log"]
+            "--log", "nextpnr.log", *nextpnr_args]
     run = run_tool(argv, out / "nextpnr.console.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
     own_log = out / "nextpnr.log"
     log = own_log.read_text(errors="replace") if own_log.is_file() else run.log_text()
