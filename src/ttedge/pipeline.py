@@ -83,6 +83,10 @@ def run_pipeline(cfg: RunConfig, out: str | os.PathLike[str], callback: Callback
             missing[name] = str(exc)
             emit("stage-missing", {"stage": name, "why": str(exc)})
             return None
+        if "missing" in results[name]:  # a partial result (e.g. synthesis without place and route): shown, not kept
+            missing[name] = results[name]["missing"]
+            emit("stage-missing", {"stage": name, "why": results[name]["missing"]})
+            return results[name]
         _write_json(path, results[name])
         emit("stage-done", {"stage": name, "cached": False, "result": results[name]})
         return results[name]
@@ -175,7 +179,10 @@ def _synth_stage(cfg: RunConfig, out: Path, target: str, emit: Callback) -> dict
                             clock_mhz=cfg.report.clock_mhz, on_log=lambda line: emit("log", {"stage": f"synth-{target}", "line": line}))
     except SynthesisError as exc:
         return {**exc.result.to_flat(), "missing": str(exc)}
-    return dict(result.to_flat())
+    flat = dict(result.to_flat())
+    if not result.ok:
+        flat["missing"] = str(flat.get(f"{target}.message", f"{target} synthesis did not finish"))
+    return flat
 
 
 def _cpu_stage(cfg: RunConfig) -> dict[str, Any]:
