@@ -4,9 +4,8 @@ Two families:
 
 - Lattice ECP5 (LFE5U-25F/45F/85F): Yosys ``synth_ecp5`` and nextpnr-ecp5 place and route, so the
   Fmax is real. Capacities are those nextpnr-ecp5 0.11 itself reports as "available" in its
-  utilisation report (``TRELLIS_COMB``, ``TRELLIS_FF``, ``MULT18X18D``, ``DP16KD``), which agree
-  with the ECP5 family data sheet (Lattice FPGA-DS-02012, Table 1.1: 85F = 84k LUTs, 208 sysMEM
-  blocks of 18 kb, 156 18x18 multipliers; 25F = 24k LUTs, 56 blocks, 28 multipliers).
+  utilisation report (``TRELLIS_COMB``, ``TRELLIS_FF``, ``MULT18X18D``, ``DP16KD``); the 85F has
+  83,640 LUT4s and flip-flops, 156 18x18 multipliers and 208 block RAMs of 18 kb.
 - Xilinx Zynq UltraScale+ ZU3EG (the Ultra96 / many edge boards' part): Yosys ``synth_xilinx
   -family xcup`` resource counts only. No open place and route exists for it, so there is no Fmax:
   timing there needs Vivado. Yosys uses CARRY4 (not CARRY8) and packs no pipeline registers into
@@ -36,18 +35,19 @@ class Device:
     default_package: str = ""  # ECP5 only: the package nextpnr places for
 
 
-# ECP5: per slice 2 LUT4s and 2 flip-flops, hence lut4 == ff. Figures are nextpnr-ecp5's own
-# "available" column (measured with --25k/--45k/--85k), matching FPGA-DS-02012 Table 1.1.
+# ECP5: per slice 2 LUT4s and 2 flip-flops, hence lut4 == ff. Figures are nextpnr-ecp5 0.11's own
+# "available" column, measured with --25k/--45k/--85k (package CABGA381); for the 25F they match
+# the data sheet's 24k LUTs, 56 sysMEM blocks and 28 multipliers.
 _ECP5 = {
     "25k": Device("ecp5", "LFE5U-25F", {"lut4": 24288, "ff": 24288, "mult18x18d": 28, "dp16kd": 56}, "--25k", "CABGA381"),
     "45k": Device("ecp5", "LFE5U-45F", {"lut4": 43848, "ff": 43848, "mult18x18d": 72, "dp16kd": 108}, "--45k", "CABGA381"),
     "85k": Device("ecp5", "LFE5U-85F", {"lut4": 83640, "ff": 83640, "mult18x18d": 156, "dp16kd": 208}, "--85k", "CABGA381"),
 }
 
-# ZU3EG: AMD/Xilinx DS891 "Zynq UltraScale+ MPSoC Product Selection Guide", ZU3EG column:
+# ZU3EG, as AMD/Xilinx list it in the Zynq UltraScale+ MPSoC product selection guide (DS891):
 # 70,560 CLB LUTs, 141,120 CLB flip-flops, 360 DSP slices, 216 block RAMs of 36 kb (each usable as
-# two 18 kb halves: 432 RAMB18). The same figures appear in necst/faber_fpga src/model/boards.py
-# ("ultra96": lut 70560, ff 141120, dsp 360, bram18k 432).
+# two 18 kb halves: 432 RAMB18). Checked against the Ultra96 (ZU3EG) entry of necst/faber_fpga,
+# src/model/boards.py: lut 70560, ff 141120, dsp 360, bram18k 432.
 ZU3EG = Device("xcup", "XCZU3EG", {"lut": 70560, "ff": 141120, "dsp48e2": 360, "bram36": 216})
 
 DEVICES: dict[str, Device] = {**{f"ecp5-{k}": v for k, v in _ECP5.items()}, "xcup-zu3eg": ZU3EG}
