@@ -66,3 +66,11 @@ def test_latency_is_cycles_over_fmax() -> None:
         latency_s(10, 0.0)
     with pytest.raises(ConfigError, match="non-negative"):
         latency_s(-1, 100.0)
+
+
+def test_static_power_cites_its_own_source() -> None:
+    sources = {name: source for name, _, _, source in ECP5_85F.constants()}
+    assert sources["static_power"] == ("LFE5U-85F: ECP5 data sheet FPGA-DS-02012, static I_CC and I_CCAUX of the "
+                                       "LFE5U-25F, core scaled by LUT count to the 85F")
+    board = EnergyModel(static_power_w=1.5, device="XCZU3EG", static_source="a measured board figure")
+    assert dict((n, s) for n, _, _, s in board.constants())["static_power"] == "XCZU3EG: a measured board figure"

@@ -28,12 +28,12 @@ LUT-and-flip-flop logic, and less with hard multipliers and block RAMs. ``fpga_f
 therefore the pessimistic end for a design that uses DSP blocks and block RAM (it overstates the
 FPGA's energy). The 45 nm / 40 nm (ECP5) node difference is ignored.
 
-Static power: the ECP5 family data sheet (Lattice FPGA-DS-02012, "Supply Current (Standby)" table)
-gives, for the LFE5U-25F at 0 Hz, I_CC = 77 mA at V_CC = 1.1 V and I_CCAUX = 16 mA at
-V_CCAUX = 2.5 V, i.e. 84.7 mW + 40 mW = 124.7 mW (I/O banks left out). For the LFE5U-85F this
-model scales the core leakage by the LUT count (83,640 / 24,288 = 3.44x) and keeps the auxiliary
-supply, giving 291.7 mW + 40 mW = 331.7 mW: an estimate, to be replaced by the Lattice Power
-Calculator's figure for a placed design when one is available.
+Static power: the ECP5 family data sheet (Lattice FPGA-DS-02012, "Supply Current (Static)", typical
+at 0 Hz) gives for the LFE5U-12F/25F I_CC = 77 mA at V_CC = 1.1 V and I_CCAUX = 16 mA at
+V_CCAUX = 2.5 V, i.e. 84.7 mW + 40 mW = 124.7 mW (I/O banks, 0.5 mA each, left out). The 85F's
+entry was not at hand, so for the LFE5U-85F this model scales the core leakage by the LUT count
+(83,640 / 24,288 = 3.44x) and keeps the auxiliary supply: 291.7 mW + 40 mW = 331.7 mW. That is an
+estimate, to be replaced by the data sheet's 85F entry or the Lattice Power Calculator's figure.
 """
 
 from __future__ import annotations
@@ -54,10 +54,13 @@ HOROWITZ_MULT_32B_PJ = 3.1
 HOROWITZ_SRAM_8KB_READ_64B_PJ = 10.0
 # Kuon & Rose, IEEE TCAD 2007: FPGA / standard-cell ASIC dynamic power, logic-only circuits.
 KUON_ROSE_FPGA_DYNAMIC_FACTOR = 14.0
-# ECP5 data sheet FPGA-DS-02012, standby supply current of the LFE5U-25F (typical, 0 Hz).
+# ECP5 data sheet FPGA-DS-02012, static supply current of the LFE5U-12F/25F (typical, 0 Hz).
 ECP5_25F_ICC_A, ECP5_VCC_V = 0.077, 1.1
 ECP5_25F_ICCAUX_A, ECP5_VCCAUX_V = 0.016, 2.5
 ECP5_25F_LUTS, ECP5_85F_LUTS = 24288, 83640  # LUT4s per part (nextpnr-ecp5 0.11 "available")
+
+
+_DATASHEET = "ECP5 data sheet FPGA-DS-02012, static I_CC and I_CCAUX of the LFE5U-25F"
 
 
 def _static_w(luts: int) -> float:
@@ -109,7 +112,8 @@ class OpCounts:
 class EnergyModel:
     """Per-operation energies (45 nm ASIC figures), the FPGA factor applied to them, and static power.
 
-    Defaults describe the LFE5U-85F (module docstring for every source).
+    Defaults describe the LFE5U-85F (module docstring for every source); a model of another part
+    sets ``static_power_w``, ``device`` and ``static_source`` together.
     """
 
     add_8b_pj: float = HOROWITZ_ADD_8B_PJ  # 8-bit integer add, pJ (Horowitz 2014)
@@ -121,6 +125,7 @@ class EnergyModel:
     fpga_factor: float = KUON_ROSE_FPGA_DYNAMIC_FACTOR  # FPGA / ASIC dynamic energy (Kuon & Rose 2007)
     static_power_w: float = _static_w(ECP5_85F_LUTS)  # device standby power, W (ECP5 data sheet, scaled)
     device: str = "LFE5U-85F"  # the part the static power describes
+    static_source: str = _DATASHEET + ", core scaled by LUT count to the 85F"  # where static_power_w comes from
 
     def add_pj(self, bits: int) -> float:
         """Energy of one ``bits``-wide integer add on the FPGA, pJ."""
@@ -157,11 +162,10 @@ class EnergyModel:
             ("sram_read", self.read_pj_per_bit, "pJ/bit", horowitz + ", 8 KB SRAM 64-bit read = 10 pJ"),
             ("sram_write", self.write_pj_per_bit, "pJ/bit", "assumed equal to the read"),
             ("fpga_factor", self.fpga_factor, "x", "Kuon & Rose, IEEE TCAD 26(2), 2007: FPGA/ASIC dynamic power ~14x"),
-            ("static_power", self.static_power_w, "W",
-             f"{self.device}: ECP5 data sheet FPGA-DS-02012 standby I_CC, I_CCAUX of the 25F, core scaled by LUT count"),
+            ("static_power", self.static_power_w, "W", f"{self.device}: {self.static_source}"),
         ]
 
 
 ECP5_85F = EnergyModel()
 # The 25F's static power is the data sheet's own figure (no scaling).
-ECP5_25F = EnergyModel(static_power_w=_static_w(ECP5_25F_LUTS), device="LFE5U-25F")
+ECP5_25F = EnergyModel(static_power_w=_static_w(ECP5_25F_LUTS), device="LFE5U-25F", static_source=_DATASHEET)
