@@ -115,3 +115,13 @@ def test_nextpnr_gets_the_device_options_and_extra_arguments(fake_tools: Path, t
         assert argv[argv.index(flag) + 1] == value
     assert "--timing-allow-fail" in argv
     assert "package CABGA256, speed grade 8, placer seed 7; nextpnr options --router router2" in r.to_flat()["ecp5.notes"]
+
+
+def test_summary_lines(fake_tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok = synthesize(DESIGN, "expneg", "ecp5", tmp_path / "a")
+    assert ok.summary() == ("LFE5U-85F: 805 lut4 (1.0%), 147 ff (0.2%), 6 mult18x18d (3.8%), 2 dp16kd (1.0%), "
+                            "Fmax 49.4 MHz (target 125 MHz)")
+    assert synthesize(DESIGN, "expneg", "xcup", tmp_path / "b").summary().endswith(", no Fmax (timing needs Vivado)")
+    monkeypatch.setenv("FAKE_YOSYS", "fail")
+    failed = synthesize(DESIGN, "expneg", "ecp5", tmp_path / "c")
+    assert failed.summary() == f"LFE5U-85F: {failed.message}"

@@ -70,6 +70,19 @@ class SynthResult:
         """The slowest clock's post-route Fmax in MHz (None when not measured)."""
         return min(c.fmax_mhz for c in self.clocks) if self.clocks else None
 
+    def summary(self) -> str:
+        """One line for people, e.g. ``LFE5U-85F: 805 lut4 (1.0%), ..., Fmax 49.4 MHz (target 125 MHz)``."""
+        if not self.resources:
+            return f"{self.device}: {self.message}"
+        parts = [f"{r.used:g} {r.name} ({r.utilization:.1%})" for r in self.resources]
+        line = f"{self.device}: " + ", ".join(parts)
+        if self.fmax_mhz is not None:
+            target = f" (target {self.target_mhz:g} MHz)" if self.target_mhz is not None else ""
+            line += f", Fmax {self.fmax_mhz:.1f} MHz{target}"
+        elif self.target == "xcup":
+            line += ", no Fmax (timing needs Vivado)"
+        return line + (f"; {self.status}: {self.message}" if self.message else "")
+
     def raise_for_status(self) -> SynthResult:
         """``self`` when ok, else a :class:`SynthesisError` carrying this partial result."""
         if not self.ok:
