@@ -98,6 +98,8 @@ def run_pipeline(cfg: RunConfig, out: str | os.PathLike[str], callback: Callback
         stage("hardware", lambda: _hardware_stage(hw_cfg, out))
     if "hardware" in results:
         stage("simulate", lambda: _simulate_stage(hw_cfg, out))  # type: ignore[arg-type]
+        if not cfg.report.targets:
+            missing["synth"] = "synthesis not requested (report.targets is empty)"
         for target in cfg.report.targets:
             stage(f"synth-{target}", lambda t=target: _synth_stage(hw_cfg, out, t, emit))  # type: ignore[misc]
     if hw_cfg is not None:
