@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         else:
             hp.add_argument("--samples", type=int, default=1, help="training steps to simulate (default 1)")
             hp.add_argument("--json", action="store_true", help="print the report as JSON")
+            hp.add_argument("--verilator", metavar="WORKDIR", help="simulate the emitted Verilog under Verilator, building in WORKDIR")
     rp = sub.add_parser("report", allow_abbrev=False,
                         help="the whole pipeline: float rank adaptation, fixed point, accelerator, simulation, synthesis, report",
                         epilog="Extra --section.key=value arguments override the config. A rerun with the same --out "
@@ -89,7 +90,12 @@ def _cmd_hw(args: argparse.Namespace, overrides: list[str]) -> int:
         raise TTEdgeError(f"--samples {args.samples} needs {args.samples * b} training samples but there are {len(x)}; simulate fewer steps.")
     batches = [(interp.quantize_input(x[i * b : (i + 1) * b].numpy()), y[i * b : (i + 1) * b].numpy()) for i in range(args.samples)]
     print(f"simulating {args.samples} step(s) of {b} sample(s) on a {acc.p} x {acc.q} array ...", file=sys.stderr)
-    rep = simulate(interp, acc, batches)
+    if args.verilator:
+        from .hw.verilator import verilator_simulate
+
+        rep = verilator_simulate(interp, acc, batches, args.verilator)
+    else:
+        rep = simulate(interp, acc, batches)
     result = {"steps": len(rep.step_cycles), "step_cycles": rep.step_cycles, "utilization": rep.utilization,
               "bit_exact": not rep.mismatches, "mismatches": rep.mismatches, "compared": rep.compared,
               "by_kind": cycles_by_kind(program, acc)}
