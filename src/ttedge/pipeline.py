@@ -234,6 +234,7 @@ def _report_data(cfg: RunConfig, hw_cfg: RunConfig | None, results: dict[str, An
                          "test_acc": results["fixed"]["test_acc"], "parameter_ratio": data.memory["parameter_ratio"],
                          "step_ratio": data.memory["step_ratio"]})
         data.accuracy = runs
+        data.orders = _orders(hw_cfg)
     if "simulate" in results:
         data.cycles = results["simulate"]
         if not results["simulate"]["bit_exact"]:
@@ -254,3 +255,21 @@ def _report_data(cfg: RunConfig, hw_cfg: RunConfig | None, results: dict[str, An
 def _float_ratio(memory: dict[str, Any], run: dict[str, Any]) -> float:
     """Dense fp32 parameters over the float TT net's fp32 parameters."""
     return memory["dense_bits"]["parameters"] / (32 * run["parameters"])
+
+
+def _orders(cfg: RunConfig) -> list[dict[str, Any]]:
+    """Per layer of the fixed network: the sweep its batch-1 program runs and the order search's figures."""
+    from .data import NUM_CLASSES, num_features
+    from .fixed.compile import layer_orders
+    from .models import build_model
+    from .tt.order_search import search_order
+
+    model = build_model(cfg.model, num_features(cfg.data.name, cfg.data.pad_width or None), NUM_CLASSES, seed=cfg.train.seed)
+    runs = layer_orders(model, 1, cfg.fixed.order_search or None)  # type: ignore[arg-type]
+    rows = []
+    for li, (layer, sweep) in enumerate(zip(model.layers, runs)):
+        search = search_order(layer.in_modes, layer.out_modes, layer.ranks, 1, "macs", input_error=li > 0)
+        chosen = next(c for c in search.costs if c.sweep == sweep)
+        rows.append({"layer": li, "chosen": sweep, "chosen_sequence": list(chosen.sequence), "chosen_macs": chosen.step_macs,
+                     "rtl_macs": search.rtl.step_macs, "best_sequence": list(search.best.sequence), "best_macs": search.best.step_macs})
+    return rows

@@ -41,6 +41,7 @@ class ReportData:
     energy: dict[str, Any] | None = None  # joules per sample on the FPGA, with its breakdown and constants
     cpu: list[dict[str, Any]] | None = None  # report.cpu.CpuTiming.to_dict() rows
     cpu_power_source: str = ""
+    orders: list[dict[str, Any]] | None = None  # per layer: chosen sweep, its step MACs, right-to-left's, the best of all orders
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it is absent
 
 
@@ -155,6 +156,15 @@ def build_report(d: ReportData, folder: str | Path) -> Path:
         sections.append(Section("Accuracy vs bits vs memory", [], [
             Table(["run", "mode", "cores", "test accuracy", "parameter ratio", "whole-step ratio"], rows, {3, 4, 5})],
             [("accuracy.png", "accuracy vs memory")]))
+    if d.orders:
+        chosen, rtl = sum(o["chosen_macs"] for o in d.orders), sum(o["rtl_macs"] for o in d.orders)
+        rows = [[str(o["layer"]), f"{o['chosen']} {o['chosen_sequence']}", f"{o['chosen_macs']:,}", f"{o['rtl_macs']:,}",
+                 f"{o['best_sequence']} ({o['best_macs']:,})"] for o in d.orders]
+        sections.append(Section("Contraction order", [
+            f"Every contiguous absorption order of each layer was costed (ttedge.tt.order_search); the program runs the "
+            f"chosen sweep. MACs per training step at batch 1: {chosen:,}; right-to-left everywhere (the research "
+            f"code's order) needs {rtl:,}, {rtl / chosen:.2f}x as many."],
+            [Table(["layer", "order run", "step MACs", "right-to-left", "best of all orders"], rows, {2, 3})]))
     if d.synth:
         rows = [[t, k, str(v)] for t, r in d.synth.items() for k, v in r.items()]
         images = [("resources.png", "resources vs capacity")] if _resources_plot(d.synth, folder / "resources.png") else []
