@@ -31,7 +31,8 @@ class ClassMemory(Elaboratable):
 
     def __init__(self, width: int, depth: int, init: list[int], roles: set[str], p: int, q: int, addr_bits: int) -> None:
         self.width, self.depth, self.roles, self.p, self.q = width, max(depth, 1), roles, p, q
-        self.memory = Memory(shape=signed(width), depth=self.depth, init=init)
+        # An all-zero image is left out, so large memories without initial state stay small in Verilog.
+        self.memory = Memory(shape=signed(width), depth=self.depth, init=init if any(init) else [])
         self.l_base = 0
         self.r_base = p if "L" in roles else 0
         nports = max(1, (p if "L" in roles else 0) + (q if "R" in roles else 0),

@@ -111,15 +111,26 @@ def build_harness(dut: Accelerator, workdir: str | Path) -> Path:
 
 
 def verilator_simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[tuple[np.ndarray, np.ndarray]],
-                       workdir: str | Path) -> SimReport:
+                       workdir: str | Path, preload: bool = False) -> SimReport:
     """Like :func:`ttedge.hw.sim.simulate` (``interp`` advances; mismatches listed, not raised), on
-    the Verilog under Verilator; the build and the run happen in ``workdir``."""
+    the Verilog under Verilator; the build and the run happen in ``workdir``.
+
+    With ``preload`` the Verilog's memories start at zero and the host writes the initial state
+    (buffers and registers) through its port first: the Verilog stays small for large batches,
+    whose memories would otherwise carry millions of initial words.
+    """
     program = interp.program
-    dut = Accelerator(program, config, interp.state_dict())
+    state = interp.state_dict()
+    dut = Accelerator(program, config, None if preload else state)
     mm: MemoryMap = dut.mmap
     harness = build_harness(dut, workdir)
     regs = mm.registers
     script: list[str] = []
+    if preload:
+        for pl in mm.placements:
+            if pl.name in state:
+                script += [f"W {pl.base + k} {int(v)}" for k, v in enumerate(np.asarray(state[pl.name]).reshape(-1))]
+        script += [f"W {mm.register_address(r)} {int(state[r])}" for r in regs]
     for x, labels in batches:
         for base, values in ((mm.placement(program.input).base, np.asarray(x).reshape(-1)),
                              (mm.placement(program.labels).base, np.asarray(labels).reshape(-1))):
