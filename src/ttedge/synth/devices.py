@@ -1,6 +1,6 @@
 """The target devices, their capacities, and how a design's resource use compares with them.
 
-Two families:
+Three families:
 
 - Lattice ECP5 (LFE5U-25F/45F/85F): Yosys ``synth_ecp5`` and nextpnr-ecp5 place and route, so the
   Fmax is real. Capacities are those nextpnr-ecp5 0.11 itself reports as "available" in its
@@ -10,6 +10,10 @@ Two families:
   -family xcup`` resource counts only. No open place and route exists for it, so there is no Fmax:
   timing there needs Vivado. Yosys uses CARRY4 (not CARRY8) and packs no pipeline registers into
   DSP48E2, so the counts are estimates of what Vivado would report.
+- Lattice iCE40 UP5K: Yosys ``synth_ice40`` and nextpnr-ice40 place and route (real Fmax). The
+  capacities are nextpnr-ice40 0.11's own "available" figures with ``--up5k`` (``ICESTORM_LC``
+  5,280, ``ICESTORM_DSP`` 8, ``ICESTORM_SPRAM`` 4 of 256 kb, ``ICESTORM_RAM`` 30 of 4 kb), which
+  match the data sheet's 5,280 LUTs, eight 16x16 MACs, 1,024 kb SPRAM and 120 kb EBR.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from typing import Literal
 
 from ..errors import ConfigError
 
-__all__ = ["DEVICES", "ZU3EG", "Device", "ResourceUse", "Target", "ecp5_device", "worst_overflow"]
+__all__ = ["DEVICES", "UP5K", "UP5K_PACKAGES", "ZU3EG", "Device", "ResourceUse", "Target", "ecp5_device", "worst_overflow"]
 
-Target = Literal["ecp5", "xcup"]
+Target = Literal["ecp5", "xcup", "up5k"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,8 @@ class Device:
     target: Target  # the flow that handles it
     name: str  # the part as vendors write it
     capacity: dict[str, int]  # resource key -> units available on the part
-    nextpnr_flag: str = ""  # ECP5 only: the nextpnr device option, e.g. "--85k"
-    default_package: str = ""  # ECP5 only: the package nextpnr places for
+    nextpnr_flag: str = ""  # ECP5 and iCE40: the nextpnr device option, e.g. "--85k", "--up5k"
+    default_package: str = ""  # ECP5 and iCE40: the package nextpnr places for
 
 
 # ECP5: per slice 2 LUT4s and 2 flip-flops, hence lut4 == ff. Figures are nextpnr-ecp5 0.11's own
@@ -50,7 +54,13 @@ _ECP5 = {
 # src/model/boards.py: lut 70560, ff 141120, dsp 360, bram18k 432.
 ZU3EG = Device("xcup", "XCZU3EG", {"lut": 70560, "ff": 141120, "dsp48e2": 360, "bram36": 216})
 
-DEVICES: dict[str, Device] = {**{f"ecp5-{k}": v for k, v in _ECP5.items()}, "xcup-zu3eg": ZU3EG}
+# UP5K: one logic cell = one LUT4 + one flip-flop (+ carry), hence lut4 == ff == 5,280; sb_mac16 are
+# the 16x16 multiply-accumulate blocks, spram the 256 kb single-port RAMs (16K x 16), ebr the 4 kb
+# block RAMs (SB_RAM40_4K). nextpnr-ice40 0.11 reports 39 I/O pins for sg48, 21 for uwg30.
+UP5K = Device("up5k", "iCE40UP5K", {"lut4": 5280, "ff": 5280, "sb_mac16": 8, "spram": 4, "ebr": 30}, "--up5k", "sg48")
+UP5K_PACKAGES = ("sg48", "uwg30")  # the UP5K packages nextpnr-ice40 0.11 accepts
+
+DEVICES: dict[str, Device] = {**{f"ecp5-{k}": v for k, v in _ECP5.items()}, "xcup-zu3eg": ZU3EG, "ice40-up5k": UP5K}
 
 
 def ecp5_device(size: str) -> Device:

