@@ -135,6 +135,13 @@ class Up5kMemoryPlan:
     share: bool  # working buffers share SPRAM words by lifetime
     pack: bool  # narrow codes packed several to a word
 
+    def slot(self, name: str) -> Slot:
+        """The slot of buffer ``name`` (KeyError if the program stores no such buffer)."""
+        for s in self.slots:
+            if s.buffer.name == name:
+                return s
+        raise KeyError(name)
+
     @property
     def spram_words(self) -> int:
         """SPRAM words in use: the highest word address taken plus one."""
@@ -239,7 +246,7 @@ def render_up5k_plan(plan: Up5kMemoryPlan) -> str:
                      f"{s.where()}{life} | {s.words:,} |")
     spram_cap = SPRAM_BLOCKS * SPRAM_WORDS
     lines += ["", "| memory | used | capacity |", "|---|---:|---:|",
-              f"| SPRAM words (16-bit) | {plan.spram_words:,} ({plan.spram_blocks_used} blocks) | {spram_cap:,} ({SPRAM_BLOCKS} blocks) |",
+              f"| SPRAM words (16-bit) | {plan.spram_words:,} (blocks touched: {plan.spram_blocks_used}) | {spram_cap:,} ({SPRAM_BLOCKS} blocks) |",
               f"| EBR blocks (4 kb) | {plan.ebr_blocks} | {EBR_BLOCKS} |",
               f"| RAM bits | {plan.used_bits:,} | {CAPACITY_BITS:,} |",
               f"| stored bits (codes x width) | {plan.stored_bits:,} | |"]
