@@ -35,9 +35,11 @@ def mnist_program(overrides: list[str]) -> Program:
 def test_small_program_placements_are_exact() -> None:
     plan = plan_up5k_memories(small_program())
     spram = {s.buffer.name: (s.offset, s.words) for s in plan.slots if s.memory == "spram"}
-    # largest first at the lowest free word: the 768-word buffers, then the 512-word ones, then labels
-    assert spram == {"l0.s1": (0, 768), "l0.e1": (768, 768), "l0.s2": (1536, 512), "l1.s1": (2048, 512),
-                     "l1.e1": (2560, 512), "l0.e2": (3072, 512), "labels": (3584, 8)}
+    # largest first at the lowest free word, but l0.s2 and l0.e2 move to block 1 (0x4000): each shares
+    # an instruction with a buffer already in block 0 (l0.s1, l0.e1), whose single port it would contend for
+    assert spram == {"l0.s1": (0, 768), "l0.e1": (768, 768), "l0.s2": (16384, 512), "l1.s1": (1536, 512),
+                     "l1.e1": (2048, 512), "l0.e2": (16896, 512), "labels": (2560, 8)}
+    assert plan.port_conflicts() == [] and plan.spram_blocks_used == 2
     ebr = [s.buffer.name for s in plan.slots if s.memory == "ebr"]
     assert len(ebr) == 19 and all(s.ebr_blocks == 1 and s.ebr_shape == (256, 16) for s in plan.slots if s.memory == "ebr")
     assert ebr[:5] == ["x", "l0.core0", "l0.core1", "l0.core2", "l0.y"]
@@ -46,7 +48,7 @@ def test_small_program_placements_are_exact() -> None:
     assert plan.spram_words == 3592 and plan.ebr_blocks == 19 and plan.fits and plan.deficit_bits == 0
     assert plan.stored_bits == sum(b.bits for b in small_program().buffers)
     assert plan.used_bits == 3592 * 16 + 19 * 4096 and plan.headroom_bits == CAPACITY_BITS - plan.used_bits
-    assert plan.slot("l0.s1").where() == "spram0 @0x0000"
+    assert plan.slot("l0.s1").where() == "spram0 @0x0000" and plan.slot("l0.s2").where() == "spram1 @0x4000"
 
 
 def test_sharing_reuses_words_only_between_disjoint_lifetimes() -> None:
@@ -84,7 +86,9 @@ def test_the_304x_mnist_training_step_fits_the_up5k() -> None:
     assert plan.headroom_bits == 402_720
     assert plan.bits_by_kind()["optimizer"] == 171_072
     shared = plan_up5k_memories(program, share=True)
-    assert shared.fits and shared.spram_words == 30_688 and shared.headroom_bits == 635_392
+    assert plan.port_conflicts() == [(17, 2, ("l0.ey", "l0.dcore3")), (30, 1, ("l0.core1", "l0.core1.v"))]
+    assert shared.fits and shared.spram_words == 31_916 and shared.headroom_bits == 615_744
+    assert shared.port_conflicts() == []
     text = render_up5k_plan(plan)
     assert "| l0.core3.v | optimizer | 16x128 | 32 | 65,536 | spram1 @0x4000 | 4,096 |" in text
     assert text.rstrip().endswith("Fits: every buffer is on chip, with 402,720 bits of RAM to spare (34% of 1,171,456).")

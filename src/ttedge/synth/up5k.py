@@ -14,8 +14,10 @@ word, four 4-bit codes, ...; a code wider than a word takes several words (a 32-
 
 Policy (deterministic, so tests pin exact placements): buffers that fit in one EBR block go to
 EBR first, in program order, while blocks remain (small, often-read buffers then do not compete for
-an SPRAM port); the others go to SPRAM, largest first, at the lowest free word address; what SPRAM
-cannot hold goes to EBR, and what neither holds is unplaced. With ``share=True``, working buffers
+an SPRAM port); the others go to SPRAM, largest first, each inside one block where possible, in the
+block whose buffers it shares fewest instructions with (so that an instruction's operands sit
+behind different single ports: :meth:`Up5kMemoryPlan.port_conflicts` lists what remains), at the
+lowest free word address; what SPRAM cannot hold goes to EBR, and what neither holds is unplaced. With ``share=True``, working buffers
 (activations, errors, gradients, input, labels) whose lifetimes (``Program.lifetimes()``) do not
 overlap may occupy the same SPRAM words; state (cores, biases, optimizer, lambdas) never shares.
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
-from ..fixed.program import Buffer, Program
+from ..fixed.program import Buffer, Program, ScaleControl
 
 __all__ = [
     "CAPACITY_BITS",
@@ -116,14 +118,35 @@ def _overlaps(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def _spram_offset(words: int, life: tuple[int, int] | None, placed: list[Slot]) -> int | None:
-    """The lowest free word address for ``words`` words alive over ``life``, preferring one block."""
+def _spram_offset(words: int, life: tuple[int, int] | None, placed: list[Slot], clash: dict[str, int]) -> int | None:
+    """A free word address for ``words`` words alive over ``life``: inside one block if possible,
+    then in the block(s) whose buffers share fewest instructions with it (``clash``: buffer name ->
+    instructions both touch), then the lowest address."""
     total = SPRAM_BLOCKS * SPRAM_WORDS
     busy = [(s.offset, s.offset + s.words) for s in placed if s.offset is not None and _overlaps(s.lifetime, life)]
     starts = sorted({0, *(end for _, end in busy), *range(0, total, SPRAM_WORDS)})
     free = [o for o in starts if o + words <= total and all(o + words <= a or o >= e for a, e in busy)]
-    inside = [o for o in free if o // SPRAM_WORDS == (o + words - 1) // SPRAM_WORDS]
-    return (inside or free or [None])[0]
+
+    def cost(o: int) -> tuple[int, int, int]:
+        blocks = set(range(o // SPRAM_WORDS, (o + words - 1) // SPRAM_WORDS + 1))
+        shared = sum(clash.get(s.buffer.name, 0) for s in placed if blocks & set(s.spram_blocks))
+        return (len(blocks), shared, o)
+
+    return min(free, key=cost, default=None)
+
+
+def _co_access(program: Program) -> dict[str, dict[str, int]]:
+    """For each buffer, the other buffers touched by the same instructions, and how many times."""
+    out: dict[str, dict[str, int]] = {}
+    for ins in program.instructions:
+        if isinstance(ins, ScaleControl):
+            continue
+        names = list(dict.fromkeys((*ins.reads, *ins.writes)))
+        for a in names:
+            for b in names:
+                if a != b:
+                    out.setdefault(a, {})[b] = out.setdefault(a, {}).get(b, 0) + 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -144,8 +167,13 @@ class Up5kMemoryPlan:
 
     @property
     def spram_words(self) -> int:
-        """SPRAM words in use: the highest word address taken plus one."""
-        return max((s.offset + s.words for s in self.slots if s.offset is not None), default=0)
+        """SPRAM words in use: the union of the buffers' word ranges (shared words count once)."""
+        taken = sorted((s.offset, s.offset + s.words) for s in self.slots if s.offset is not None)
+        total, reach = 0, 0
+        for start, end in taken:
+            total += max(0, end - max(start, reach))
+            reach = max(reach, end)
+        return total
 
     @property
     def spram_blocks_used(self) -> int:
@@ -175,7 +203,7 @@ class Up5kMemoryPlan:
 
     @property
     def used_bits(self) -> int:
-        """Bits of RAM the plan takes: SPRAM words up to the highest one used, plus whole EBR blocks."""
+        """Bits of RAM the plan takes: the SPRAM words in use plus whole EBR blocks."""
         return self.spram_words * SPRAM_WIDTH + self.ebr_blocks * EBR_BITS
 
     @property
@@ -188,6 +216,26 @@ class Up5kMemoryPlan:
         out: dict[str, int] = {}
         for s in self.slots:
             out[s.buffer.kind] = out.get(s.buffer.kind, 0) + s.buffer.bits
+        return out
+
+    def port_conflicts(self) -> list[tuple[int, int, tuple[str, ...]]]:
+        """(instruction, SPRAM block, buffers) wherever one instruction touches two or more buffers
+        in the same single-port SPRAM block, so their accesses must take turns on its one port.
+
+        A buffer an instruction both reads and writes counts once (its read-modify-write also
+        needs two accesses per word on a single port; the cycle model must charge that too).
+        ScaleControl is left out: the buffer's last writer takes its max |code| as it writes.
+        """
+        out = []
+        where = {s.buffer.name: s.spram_blocks for s in self.slots}
+        for i, ins in enumerate(self.program.instructions):
+            if isinstance(ins, ScaleControl):
+                continue
+            names = list(dict.fromkeys((*ins.reads, *ins.writes)))
+            for block in range(SPRAM_BLOCKS):
+                sharing = tuple(n for n in names if block in where.get(n, ()))
+                if len(sharing) > 1:
+                    out.append((i, block, sharing))
         return out
 
     def shrink_options(self) -> list[str]:
@@ -215,10 +263,11 @@ def plan_up5k_memories(program: Program, *, share: bool = False, pack: bool = Tr
             ebr_left -= 1
     rest = sorted((b for b in stored if b.name not in slots), key=lambda b: -_words(b.numel, b.fmt.width, SPRAM_WIDTH, pack))
     placed: list[Slot] = []
+    co = _co_access(program)
     for b in rest:
         words = _words(b.numel, b.fmt.width, SPRAM_WIDTH, pack)
         life = lifetimes.get(b.name)
-        offset = _spram_offset(words, life, placed)
+        offset = _spram_offset(words, life, placed, co.get(b.name, {}))
         if offset is not None:
             slot = Slot(b, "spram", words, offset=offset, lifetime=life)
             placed.append(slot)
@@ -250,6 +299,9 @@ def render_up5k_plan(plan: Up5kMemoryPlan) -> str:
               f"| EBR blocks (4 kb) | {plan.ebr_blocks} | {EBR_BLOCKS} |",
               f"| RAM bits | {plan.used_bits:,} | {CAPACITY_BITS:,} |",
               f"| stored bits (codes x width) | {plan.stored_bits:,} | |"]
+    conflicts = plan.port_conflicts()
+    lines += ["", f"Single-port SPRAM conflicts: {len(conflicts)} (instruction, block: buffers that take turns on its port)"
+              + (": " + "; ".join(f"{i}, spram{k}: {', '.join(names)}" for i, k, names in conflicts) if conflicts else ".")]
     lines += ["", "| kind | bits |", "|---|---:|"] + [f"| {k} | {v:,} |" for k, v in plan.bits_by_kind().items()]
     lines.append("")
     if plan.fits:
