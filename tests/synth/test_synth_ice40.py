@@ -70,6 +70,20 @@ def test_a_netlist_with_too_many_dsps_stops_before_place_and_route(fake_ice40_to
                          "shrink the configuration or pick a larger part.")
 
 
+
+def test_dsp_mode_checks_the_netlist_and_stops_on_a_mismatch(fake_ice40_tools: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    r = synthesize(DESIGN, "ttedge_serial_top", "up5k", tmp_path / "a", dsp=True, check_depth=5)
+    assert r.ok and r.netlist_check == "pass" and r.to_flat()["up5k.netlist_check"] == "pass"
+    assert "synth_ice40 -dsp -top" in (tmp_path / "a" / "synth.ys").read_text()
+    assert "-seq 5 " in (tmp_path / "a" / "netcheck.ys").read_text()
+    assert "netlist check pass: the netlist equals the RTL for every input over 5 cycles" in r.to_flat()["up5k.notes"]
+    monkeypatch.setenv("FAKE_NETCHECK", "fail")
+    bad = synthesize(DESIGN, "ttedge_serial_top", "up5k", tmp_path / "b", dsp=True)
+    assert bad.status == "netlist_mismatch" and bad.netlist_check == "fail" and not (tmp_path / "b" / "nextpnr.ran").exists()
+    assert bad.message.startswith("Yosys's DSP mapping changed the circuit: the netlist differs from the RTL within 4 cycles")
+    assert bad.message.endswith("; synthesize without dsp=True.")
+
 UNIT = """module unit(a, clk, rst, b, y, ok);
   input [7:0] a;
   input clk;

@@ -184,6 +184,7 @@ def synthesize(
     nextpnr_args: Sequence[str] = (),
     dsp: bool = False,
     check_depth: int = 4,
+    check_seed: int | None = None,
     on_log: LogCallback | None = None,
     timeout_s: float | None = None,
 ) -> SynthResult:
@@ -196,7 +197,8 @@ def synthesize(
     (``--freq``; a miss is reported, not fatal); ``nextpnr_args`` are passed on to nextpnr as they
     are (e.g. ``["--router", "router2"]``). For "xcup", ``device`` may only be "zu3eg". For "up5k",
     ``package`` is "sg48" (default) or "uwg30", and ``dsp=True`` maps multipliers onto SB_MAC16 and
-    then proves the netlist equal to the RTL for ``check_depth`` clock cycles (``ttedge.synth.ice40``).
+    then proves the netlist equal to the RTL for ``check_depth`` clock cycles, or with ``check_seed``
+    compares one random run of that many cycles instead (``ttedge.synth.netcheck``).
     ``on_log`` receives every line the tools print; ``timeout_s`` bounds each tool run.
     """
     out = Path(out_dir)
@@ -221,7 +223,7 @@ def synthesize(
     _design_file(verilog, out)
     if target == "up5k":
         result = synthesize_up5k(top, out, tools, clock_mhz=clock_mhz, package=package, seed=seed, dsp=dsp,
-                                 check_depth=check_depth, nextpnr_args=tuple(nextpnr_args), on_log=on_log,
+                                 check_depth=check_depth, check_seed=check_seed, nextpnr_args=tuple(nextpnr_args), on_log=on_log,
                                  timeout_s=timeout_s)
         assert isinstance(result, SynthResult)
         return result

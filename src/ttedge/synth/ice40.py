@@ -4,8 +4,9 @@ Reached through ``synthesize(verilog, top, "up5k", out_dir)``. By default Yosys 
 onto the SB_MAC16 DSPs (``synth_ice40`` without ``-dsp``): its iCE40 DSP mapping has produced wrong
 netlists (TOOLCHAIN.md), and multipliers built from logic cells need no check. With ``dsp=True`` it
 runs ``synth_ice40 -dsp`` and then :func:`~ttedge.synth.netcheck.check_netlist`, a bounded formal
-comparison of the netlist with the RTL under Yosys's own cell models; a "fail" verdict stops the
-flow (status "netlist_mismatch") before place and route.
+comparison of the netlist with the RTL under Yosys's own cell models (or, with ``check_seed``, one
+random run of the two compared cycle by cycle); a "fail" verdict stops the flow (status
+"netlist_mismatch") before place and route, and the verdict is ``SynthResult.netlist_check``.
 
 nextpnr-ice40 runs with ``--up5k --package sg48`` (or ``uwg30``) and ``--timing-allow-fail``. The
 sg48 package has 39 I/O pins: a unit with more port bits cannot be placed as it is; wrap it first
@@ -31,7 +32,7 @@ __all__ = ["synthesize_up5k"]
 
 def synthesize_up5k(
     top: str, out: Path, tools: dict[str, str], *, clock_mhz: float, package: str | None, seed: int, dsp: bool,
-    check_depth: int, nextpnr_args: tuple[str, ...], on_log: LogCallback | None, timeout_s: float | None,
+    check_depth: int, check_seed: int | None, nextpnr_args: tuple[str, ...], on_log: LogCallback | None, timeout_s: float | None,
 ) -> object:
     """Run the UP5K flow on ``out/design.v`` (written by ``synthesize``); returns a ``SynthResult``."""
     from .flow import SynthResult, _failure, _run_yosys, _yosys_log, _yosys_version  # flow imports this module
@@ -57,7 +58,7 @@ def synthesize_up5k(
     result = SynthResult("up5k", UP5K.name, top, "ok", resources=uses, extra=extra, target_mhz=float(clock_mhz),
                          notes=notes, seconds=seconds, out_dir=out)
     if dsp:
-        check = check_netlist(out, top, tools["yosys"], depth=check_depth, on_log=on_log)
+        check = check_netlist(out, top, tools["yosys"], depth=check_depth, stimulus_seed=check_seed, on_log=on_log)
         seconds = {**seconds, "netcheck": check.seconds}
         result = replace(result, netlist_check=check.verdict, seconds=seconds,
                          notes=notes + (f"netlist check {check.verdict}: {check.message}; {check.method}",))
