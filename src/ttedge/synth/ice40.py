@@ -2,7 +2,9 @@
 
 Reached through ``synthesize(verilog, top, "up5k", out_dir)``. By default Yosys maps no multiplier
 onto the SB_MAC16 DSPs (``synth_ice40`` without ``-dsp``): its iCE40 DSP mapping has produced wrong
-netlists (TOOLCHAIN.md), and multipliers built from logic cells need no check. With ``dsp=True`` it
+netlists (TOOLCHAIN.md; with Yosys 0.70, ``acc <= acc + ra[7:0]*rb[7:0] + ra[15:8]*rb[15:8]`` still
+maps to two SB_MAC16 that add one product a cycle late, while two products kept in their own
+registers map correctly: tests/synth/test_synth_up5k_real.py), and logic-cell multipliers need no check. With ``dsp=True`` it
 runs ``synth_ice40 -dsp`` and then :func:`~ttedge.synth.netcheck.check_netlist`, a bounded formal
 comparison of the netlist with the RTL under Yosys's own cell models (or, with ``check_seed``, one
 random run of the two compared cycle by cycle); a "fail" verdict stops the flow (status
