@@ -39,17 +39,23 @@ def _parser() -> argparse.ArgumentParser:
     h = sub.add_parser("hw", allow_abbrev=False, help="the training accelerator: generate its Verilog, or simulate it against the reference")
     hsub = h.add_subparsers(dest="hw_command", required=True)
     for name, text in (("generate", "write Verilog, the program image, memory images, the memory map and the cycle model"),
-                       ("simulate", "run training steps in simulation, checked bit for bit against the reference interpreter")):
+                       ("simulate", "run training steps in simulation, checked bit for bit against the reference interpreter"),
+                       ("synth", "synthesize the accelerator (ECP5: place and route and Fmax; xcup and up5k: as the flow allows)")):
         hp = hsub.add_parser(name, allow_abbrev=False, help=text,
                              epilog="Extra --section.key=value arguments override the config, e.g. --train.batch_size=4.")
         hp.add_argument("--config", help="TOML config file with a [fixed] section")
-        hp.add_argument("--p", type=int, default=16, help="MAC-array rows (default 16)")
-        hp.add_argument("--q", type=int, default=8, help="MAC-array columns (default 8)")
+        hp.add_argument("--p", type=int, help="MAC-array rows (default: the config's hw.p)")
+        hp.add_argument("--q", type=int, help="MAC-array columns (default: the config's hw.q)")
         hp.add_argument("--batch", type=int, help="samples per step (default: train.batch_size)")
         hp.add_argument("--max-memory-words", type=int, default=1 << 20, help="deepest on-chip memory in words")
         if name == "generate":
             hp.add_argument("--out", required=True, help="folder to write the files into")
             hp.add_argument("--no-verilog", action="store_true", help="skip the Verilog (the slow part for big models)")
+        elif name == "synth":
+            hp.add_argument("--target", required=True, choices=("ecp5", "xcup", "up5k"), help="the FPGA family")
+            hp.add_argument("--out", required=True, help="folder for the Verilog, netlists and tool logs")
+            hp.add_argument("--clock-mhz", type=float, help="clock requested from place and route (default: report.clock_mhz)")
+            hp.add_argument("--json", action="store_true", help="print the flat results as JSON")
         else:
             hp.add_argument("--samples", type=int, default=1, help="training steps to simulate (default 1)")
             hp.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -73,8 +79,17 @@ def _cmd_hw(args: argparse.Namespace, overrides: list[str]) -> int:
     from .hw.generate import build, generate
 
     cfg = load_config(RunConfig, args.config, overrides)
-    acc = AcceleratorConfig(p=args.p, q=args.q, max_memory_words=args.max_memory_words)
+    acc = AcceleratorConfig(p=args.p or cfg.hw.p, q=args.q or cfg.hw.q, max_memory_words=args.max_memory_words)
     program, interp = build(cfg, args.batch)
+    if args.hw_command == "synth":
+        from .synth import synthesize
+
+        files = generate(program, interp.state_dict(), acc, args.out)
+        result = synthesize(files["accelerator.v"], "ttedge_accelerator", args.target, args.out,
+                            clock_mhz=args.clock_mhz or cfg.report.clock_mhz)
+        flat = result.to_flat()
+        print(json.dumps(flat, indent=2) if args.json else result.summary())
+        return 0 if result.ok else 1
     if args.hw_command == "generate":
         files = generate(program, interp.state_dict(), acc, args.out, verilog=not args.no_verilog)
         for name, path in files.items():

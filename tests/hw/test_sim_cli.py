@@ -34,3 +34,11 @@ def test_simulate_reports_bit_exact_steps(capsys: pytest.CaptureFixture[str]) ->
 def test_a_config_without_fixed_point_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hw", "generate", "--config", "configs/digits_tt.toml", "--out", "unused"]) == 2
     assert "use a config with [fixed] enabled = true" in capsys.readouterr().err
+
+
+def test_synth_names_a_missing_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TTEDGE_YOSYS", str(tmp_path / "no-yosys"))
+    assert main(["hw", "synth", *TINY, "--target", "ecp5", "--out", str(tmp_path / "synth")]) == 2
+    err = capsys.readouterr().err
+    assert "no-yosys" in err and err.count("\n") == 1  # one sentence, no traceback
+    assert (tmp_path / "synth" / "accelerator.v").exists()  # the design was generated before the tool was looked for
