@@ -45,7 +45,7 @@ def test_up5k_success_gives_counts_logic_cells_and_fmax(fake_ice40_tools: Path, 
     argv = (tmp_path / "nextpnr.ran").read_text().split("\n")
     assert argv[:3] == ["--up5k", "--package", "sg48"] and "--timing-allow-fail" in argv
     script = (tmp_path / "synth.ys").read_text()
-    assert "synth_ice40 -top ttedge_serial_top" in script and "-dsp" not in script
+    assert "synth_ice40 -spram -top ttedge_serial_top" in script and "-dsp" not in script
     assert "no DSP mapping (synth_ice40 without -dsp)" in flat["up5k.notes"]
 
 
@@ -75,7 +75,7 @@ def test_dsp_mode_checks_the_netlist_and_stops_on_a_mismatch(fake_ice40_tools: P
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     r = synthesize(DESIGN, "ttedge_serial_top", "up5k", tmp_path / "a", dsp=True, check_depth=5)
     assert r.ok and r.netlist_check == "pass" and r.to_flat()["up5k.netlist_check"] == "pass"
-    assert "synth_ice40 -dsp -top" in (tmp_path / "a" / "synth.ys").read_text()
+    assert "synth_ice40 -spram -dsp -top" in (tmp_path / "a" / "synth.ys").read_text()
     assert "-seq 5 " in (tmp_path / "a" / "netcheck.ys").read_text()
     assert "netlist check pass: the netlist equals the RTL for every input over 5 cycles" in r.to_flat()["up5k.notes"]
     monkeypatch.setenv("FAKE_NETCHECK", "fail")

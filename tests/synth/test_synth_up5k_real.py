@@ -98,3 +98,37 @@ def test_the_check_finds_a_wrong_netlist_and_accepts_an_equal_one(tmp_path: Path
     assert bad.verdict == "fail" and "differs from the RTL within 3 cycles" in bad.message
     good = check_netlist(_pair(tmp_path / "good", same), "m", yosys, depth=3)
     assert good.passed, good.message
+
+
+# In the form Amaranth writes ports, so that the serial wrapper reads them. The 16K x 16 memory reads
+# only when not writing (the SPRAM's single port); the 256 x 16 one reads and writes at once.
+MEMORIES = """module mems(clk, we, addr, wd, raddr, waddr, q, q2);
+  input clk;
+  input we;
+  input [13:0] addr;
+  input [15:0] wd;
+  input [7:0] raddr;
+  input [7:0] waddr;
+  output [15:0] q;
+  output [15:0] q2;
+  reg [15:0] q;
+  reg [15:0] q2;
+  reg [15:0] big [0:16383];
+  reg [15:0] small [0:255];
+  always @(posedge clk) begin
+    if (we) big[addr] <= wd;
+    else q <= big[addr];
+  end
+  always @(posedge clk) begin
+    if (we) small[waddr] <= wd;
+    q2 <= small[raddr];
+  end
+endmodule
+"""
+
+
+def test_memories_map_to_one_spram_and_one_ebr(tmp_path: Path) -> None:
+    result = synthesize(serial_wrapper(MEMORIES, "mems"), "ttedge_serial_top", "up5k", tmp_path, clock_mhz=48.0)
+    flat = result.raise_for_status().to_flat()
+    assert (flat["up5k.spram"], flat["up5k.ebr"], flat["up5k.sb_mac16"]) == (1, 1, 0)
+    assert flat["up5k.fmax_mhz"] > 48.0

@@ -1,7 +1,7 @@
 """The iCE40 UP5K flow: ``synth_ice40``, optionally a netlist-vs-RTL check, then nextpnr-ice40.
 
 Reached through ``synthesize(verilog, top, "up5k", out_dir)``. By default Yosys maps no multiplier
-onto the SB_MAC16 DSPs (``synth_ice40`` without ``-dsp``): its iCE40 DSP mapping has produced wrong
+onto the SB_MAC16 DSPs (``synth_ice40 -spram`` without ``-dsp``): its iCE40 DSP mapping has produced wrong
 netlists (TOOLCHAIN.md; with Yosys 0.70, ``acc <= acc + ra[7:0]*rb[7:0] + ra[15:8]*rb[15:8]`` still
 maps to two SB_MAC16 that add one product a cycle late, while two products kept in their own
 registers map correctly: tests/synth/test_synth_up5k_real.py), and logic-cell multipliers need no check. With ``dsp=True`` it
@@ -42,7 +42,9 @@ def synthesize_up5k(
     package = (package or UP5K.default_package).lower()
     if package not in UP5K_PACKAGES:
         raise ConfigError(f"nextpnr-ice40 knows the UP5K packages {', '.join(UP5K_PACKAGES)}, got {package!r}; pass one of them.")
-    command = f"synth_ice40 {'-dsp ' if dsp else ''}-top {top} -json netlist.json"
+    # -spram: memories of the SPRAM's shape (single port, 16K x 16 or less) map to SB_SPRAM256KA;
+    # without it Yosys builds them from 4 kb EBR (a 16K x 16 memory would need 64 of the 30)
+    command = f"synth_ice40 -spram {'-dsp ' if dsp else ''}-top {top} -json netlist.json"
     script = f"read_verilog -sv design.v\n{command}\nwrite_verilog -noattr netlist.v\n"
     run = _run_yosys(tools["yosys"], script, out, on_log, timeout_s)
     log = _yosys_log(out, run)
