@@ -88,7 +88,7 @@ UNIT = """module unit(a, clk, rst, b, y, ok);
   input [7:0] a;
   input clk;
   input rst;
-  input [2:0] b;
+  input signed [2:0] b;
   output [9:0] y;
   output ok;
   assign y = a + b;

@@ -89,6 +89,9 @@ def test_the_304x_mnist_training_step_fits_the_up5k() -> None:
     assert plan.port_conflicts() == [(17, 2, ("l0.ey", "l0.dcore3")), (30, 1, ("l0.core1", "l0.core1.v"))]
     assert shared.fits and shared.spram_words == 31_916 and shared.headroom_bits == 615_744
     assert shared.port_conflicts() == []
+    flat = plan.to_flat()
+    assert flat["up5k_mem.fits"] is True and flat["up5k_mem.headroom_bits"] == 402_720 and flat["up5k_mem.port_conflicts"] == 2
+    assert flat["up5k_mem.error_bits"] == 217_248 and flat["up5k_mem.capacity_bits"] == 1_171_456
     text = render_up5k_plan(plan)
     assert "| l0.core3.v | optimizer | 16x128 | 32 | 65,536 | spram1 @0x4000 | 4,096 |" in text
     assert text.rstrip().endswith("Fits: every buffer is on chip, with 402,720 bits of RAM to spare (34% of 1,171,456).")

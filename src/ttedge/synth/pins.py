@@ -21,7 +21,7 @@ from ..errors import ConfigError
 __all__ = ["module_ports", "serial_wrapper", "wrapper_overhead"]
 
 _CLOCKS = ("clk", "rst")
-_DECL = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:\[(\d+):0\]\s*)?\\?([A-Za-z_][\w$.]*)\s*[;,]", re.M)
+_DECL = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?(?:\[(\d+):0\]\s*)?\\?([A-Za-z_][\w$.]*)\s*[;,]", re.M)
 
 
 def module_ports(verilog: str, top: str) -> list[tuple[str, str, int]]:

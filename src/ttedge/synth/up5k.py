@@ -211,6 +211,18 @@ class Up5kMemoryPlan:
         """RAM bits left on the part (negative: bits short, i.e. minus the deficit)."""
         return CAPACITY_BITS - self.used_bits if self.fits else -self.deficit_bits
 
+    def to_flat(self) -> dict[str, int | bool]:
+        """Flat JSON-ready totals keyed ``up5k_mem.<name>`` (bits, words and blocks as named)."""
+        flat: dict[str, int | bool] = {
+            "up5k_mem.fits": self.fits, "up5k_mem.stored_bits": self.stored_bits, "up5k_mem.used_bits": self.used_bits,
+            "up5k_mem.capacity_bits": CAPACITY_BITS, "up5k_mem.headroom_bits": self.headroom_bits,
+            "up5k_mem.deficit_bits": self.deficit_bits, "up5k_mem.spram_words": self.spram_words,
+            "up5k_mem.spram_blocks": self.spram_blocks_used, "up5k_mem.ebr_blocks": self.ebr_blocks,
+            "up5k_mem.port_conflicts": len(self.port_conflicts()), "up5k_mem.unplaced": len(self.unplaced),
+        }
+        flat.update({f"up5k_mem.{kind}_bits": bits for kind, bits in self.bits_by_kind().items()})
+        return flat
+
     def bits_by_kind(self) -> dict[str, int]:
         """Stored bits per buffer kind (program order of first appearance)."""
         out: dict[str, int] = {}
