@@ -94,14 +94,14 @@ def markdown(rows: list[dict[str, Any]], when: str) -> str:
         "Ratios: the dense 784-512-10 net's fp32 parameters (and its whole fp32 Adam step) over this run's at its "
         "final ranks, batch 1, from `ttedge memory`; 'shared' lets working buffers reuse storage by lifetime.",
         "",
-        "| run | ranks (fc1 / fc2) | fc2 out modes | core | bias | optimizer | test acc (final) | test acc (best) | "
+        "| run | ranks (fc1 / fc2) | fc2 out modes | core | bias | optimizer | epochs | test acc (final) | test acc (best) | "
         "parameter ratio | whole-step ratio | shared | train s |",
-        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ranks = f"{r['ranks'][0]} / {r['ranks'][1]}" + (" (found in fixed point)" if r["rank_adaptive"] else "")
         lines.append(
-            f"| {r['run']} | {ranks} | {r['out_modes'][1]} | {r['core']} | {r['bias']} | {r['optimizer']} | "
+            f"| {r['run']} | {ranks} | {r['out_modes'][1]} | {r['core']} | {r['bias']} | {r['optimizer']} | {r['epochs']} | "
             f"{100 * r['final_test_acc']:.2f}% | {100 * r['best_test_acc']:.2f}% | {r['parameter_ratio']:.1f}x | "
             f"{r['step_ratio']:.1f}x | {r['step_ratio_shared']:.1f}x | {r['train_seconds']:.0f} |")
     lines += _grid(rows)
