@@ -1,11 +1,12 @@
 """The iCE40 UP5K flow: ``synth_ice40``, optionally a netlist-vs-RTL check, then nextpnr-ice40.
 
-Reached through ``synthesize(verilog, top, "up5k", out_dir)``. By default Yosys maps no multiplier
-onto the SB_MAC16 DSPs (``synth_ice40 -spram`` without ``-dsp``): its iCE40 DSP mapping has produced wrong
-netlists (TOOLCHAIN.md; with Yosys 0.70, ``acc <= acc + ra[7:0]*rb[7:0] + ra[15:8]*rb[15:8]`` still
-maps to two SB_MAC16 that add one product a cycle late, while two products kept in their own
-registers map correctly: tests/synth/test_synth_up5k_real.py), and logic-cell multipliers need no check. With ``dsp=True`` it
-runs ``synth_ice40 -dsp`` and then :func:`~ttedge.synth.netcheck.check_netlist`, a bounded formal
+Reached through ``synthesize(verilog, top, "up5k", out_dir)``. Yosys runs ``synth_ice40 -spram``:
+SPRAM-shaped memories map to SB_SPRAM256KA, and by default no multiplier maps onto the SB_MAC16
+DSPs, because Yosys's iCE40 DSP mapping has produced wrong netlists (TOOLCHAIN.md). With Yosys 0.70,
+``acc <= acc + ra[7:0]*rb[7:0] + ra[15:8]*rb[15:8]`` still maps to two SB_MAC16 that add one
+product a cycle late, while two products kept in their own registers map correctly
+(tests/synth/test_synth_up5k_real.py); logic-cell multipliers need no check. With ``dsp=True`` it
+adds ``-dsp`` and then runs :func:`~ttedge.synth.netcheck.check_netlist`, a bounded formal
 comparison of the netlist with the RTL under Yosys's own cell models (or, with ``check_seed``, one
 random run of the two compared cycle by cycle); a "fail" verdict stops the flow (status
 "netlist_mismatch") before place and route, and the verdict is ``SynthResult.netlist_check``.

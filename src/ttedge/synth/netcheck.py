@@ -7,8 +7,8 @@ of the iCE40 primitives (``share/ice40/cells_sim.v``):
 1. the RTL is read, flattened and stashed as ``gold``; the netlist is read with the models of the
    primitives it instantiates (only those: reading the whole library builds the 256 kb SPRAM model
    as 256k registers and takes minutes), flattened and stashed as ``gate``; its undefined constants
-   (``1'hx`` on unused DSP carry inputs) become 0, as place and route ties them (left free, the
-   solver would pick whichever value breaks equality);
+   (``1'hx`` on unused DSP carry inputs) become 0, the value an unconnected iCE40 input reads
+   (left free, the solver would pick whichever value breaks equality);
 2. ``miter -equiv`` joins them (same inputs, an assertion that every output agrees; outputs the RTL
    leaves undefined are ignored), ``async2sync`` gives the models' asynchronous resets a SAT model;
 3. ``sat -seq N -prove-asserts -set-init-zero`` proves the outputs equal for *every* input sequence
