@@ -248,6 +248,24 @@ def _synth(part: Device, top: str, out: Path, yosys: str, command: str, on_log: 
     return None, dict(count_cells(json.loads(netlist.read_text()), top)), run.seconds, version
 
 
+def _place_and_route(argv: list[str], extra: tuple[str, ...], out: Path, what: str, on_log: LogCallback | None,
+                     timeout_s: float | None) -> tuple[float, str, dict, list[ClockTiming]]:
+    """Run nextpnr in ``out``: ``argv`` (tool, device options), the options every run takes, then the
+    caller's ``extra`` (last, so they can override); returns (seconds, failure sentence or "", its
+    JSON report, the clocks' timing from the report or else its log)."""
+    # --log: nextpnr writes its own log as it goes (yowasp builds may hold console output until exit)
+    own_log = out / "nextpnr.log"
+    own_log.unlink(missing_ok=True)
+    argv = [*argv, "--timing-allow-fail", "--report", "report.json", "--log", "nextpnr.log", *extra]
+    run = run_tool(argv, out / "nextpnr.console.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
+    log = own_log.read_text(errors="replace") if own_log.is_file() else run.log_text()
+    if not run.ok:
+        return run.seconds, _failure(what, run, log, own_log if own_log.is_file() else None), {}, []
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    return run.seconds, "", report, list(fmax_from_report(report) or fmax_from_log(log))
+
+
 def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: float, package: str, speed: int,
           seed: int, nextpnr_args: tuple[str, ...], on_log: LogCallback | None, timeout_s: float | None) -> SynthResult:
     failed, cells, synth_s, version = _synth(part, top, out, tools["yosys"], f"synth_ecp5 -top {top} -json netlist.json",
@@ -263,21 +281,12 @@ def _ecp5(part: Device, top: str, out: Path, tools: dict[str, str], clock_mhz: f
     overflow = worst_overflow(uses, part.name)
     if overflow:  # nextpnr would only fail later with a vaguer message
         return replace(partial, status="does_not_fit", message=overflow[0].upper() + overflow[1:] + ".")
-    # --log: nextpnr writes its own log as it goes (yowasp builds may hold console output until exit)
-    (out / "nextpnr.log").unlink(missing_ok=True)
     argv = [tools["nextpnr"], part.nextpnr_flag, "--package", package, "--speed", str(speed), "--json", "netlist.json",
-            "--freq", f"{clock_mhz:g}", "--timing-allow-fail", "--report", "report.json", "--seed", str(seed),
-            "--log", "nextpnr.log", *nextpnr_args]
-    run = run_tool(argv, out / "nextpnr.console.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
-    own_log = out / "nextpnr.log"
-    log = own_log.read_text(errors="replace") if own_log.is_file() else run.log_text()
-    partial = replace(partial, seconds={"synth": synth_s, "pnr": run.seconds})
-    if not run.ok:
-        message = _failure(f"nextpnr-ecp5 on the {part.name}", run, log, own_log if own_log.is_file() else None)
-        return replace(partial, status="pnr_failed", message=message)
-    report_path = out / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    clocks = fmax_from_report(report) or fmax_from_log(log)
+            "--freq", f"{clock_mhz:g}", "--seed", str(seed)]
+    pnr_s, failure, report, clocks = _place_and_route(argv, nextpnr_args, out, f"nextpnr-ecp5 on the {part.name}", on_log, timeout_s)
+    partial = replace(partial, seconds={"synth": synth_s, "pnr": pnr_s})
+    if failure:
+        return replace(partial, status="pnr_failed", message=failure)
     util = report.get("utilization", {})
     packed = {"comb_packed": util.get("TRELLIS_COMB", {}).get("used"), "io": util.get("TRELLIS_IO", {}).get("used")}
     extra = {**extra, **{k: int(v) for k, v in packed.items() if v is not None}}

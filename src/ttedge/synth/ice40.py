@@ -20,15 +20,14 @@ sg48 package has 39 I/O pins: a unit with more port bits cannot be placed as it 
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError
 from .devices import UP5K, UP5K_PACKAGES, ResourceUse, worst_overflow
 from .netcheck import check_netlist
-from .parse import count_cells, fmax_from_log, fmax_from_report, ice40_resources
-from .tools import LogCallback, run_tool
+from .parse import ice40_resources
+from .tools import LogCallback
 
 __all__ = ["synthesize_up5k"]
 
@@ -38,28 +37,24 @@ def synthesize_up5k(
     check_depth: int, check_seed: int | None, nextpnr_args: tuple[str, ...], on_log: LogCallback | None, timeout_s: float | None,
 ) -> object:
     """Run the UP5K flow on ``out/design.v`` (written by ``synthesize``); returns a ``SynthResult``."""
-    from .flow import SynthResult, _failure, _run_yosys, _yosys_log, _yosys_version  # flow imports this module
+    from .flow import SynthResult, _place_and_route, _synth  # flow imports this module
 
     package = (package or UP5K.default_package).lower()
     if package not in UP5K_PACKAGES:
         raise ConfigError(f"nextpnr-ice40 knows the UP5K packages {', '.join(UP5K_PACKAGES)}, got {package!r}; pass one of them.")
     # -spram: memories of the SPRAM's shape (single port, 16K x 16 or less) map to SB_SPRAM256KA;
     # without it Yosys builds them from 4 kb EBR (a 16K x 16 memory would need 64 of the 30)
-    command = f"synth_ice40 -spram {'-dsp ' if dsp else ''}-top {top} -json netlist.json"
-    script = f"read_verilog -sv design.v\n{command}\nwrite_verilog -noattr netlist.v\n"
-    run = _run_yosys(tools["yosys"], script, out, on_log, timeout_s)
-    log = _yosys_log(out, run)
-    version = _yosys_version(log)
-    netlist = out / "netlist.json"
-    if not run.ok or not netlist.is_file():
-        message = _failure("Yosys (synth_ice40)", run, log, out / "yosys.log")
-        return SynthResult("up5k", UP5K.name, top, "synthesis_failed", message, seconds={"synth": run.seconds}, out_dir=out)
-    uses, extra = ice40_resources(count_cells(json.loads(netlist.read_text()), top), UP5K)
+    # netlist.v: the gate-level netlist the DSP check compares with the RTL
+    command = f"synth_ice40 -spram {'-dsp ' if dsp else ''}-top {top} -json netlist.json\nwrite_verilog -noattr netlist.v"
+    failed, cells, synth_s, version = _synth(UP5K, top, out, tools["yosys"], command, on_log, timeout_s)
+    if failed is not None:
+        return failed
+    uses, extra = ice40_resources(cells, UP5K)
     mapping = "DSP mapping on (synth_ice40 -dsp)" if dsp else "no DSP mapping (synth_ice40 without -dsp)"
     notes = ((f"yosys {version}",) if version else ()) + (mapping, f"package {package}, placer seed {seed}")
     if nextpnr_args:
         notes += ("nextpnr options " + " ".join(nextpnr_args),)
-    seconds = {"synth": run.seconds}
+    seconds = {"synth": synth_s}
     result = SynthResult("up5k", UP5K.name, top, "ok", resources=uses, extra=extra, target_mhz=float(clock_mhz),
                          notes=notes, seconds=seconds, out_dir=out)
     if dsp:
@@ -73,19 +68,12 @@ def synthesize_up5k(
     overflow = worst_overflow(uses, UP5K.name)
     if overflow:
         return replace(result, status="does_not_fit", message=overflow[0].upper() + overflow[1:] + ".")
-    (out / "nextpnr.log").unlink(missing_ok=True)
     argv = [tools["nextpnr"], UP5K.nextpnr_flag, "--package", package, "--json", "netlist.json", "--freq", f"{clock_mhz:g}",
-            "--timing-allow-fail", "--report", "report.json", "--seed", str(seed), "--log", "nextpnr.log", *nextpnr_args]
-    pnr = run_tool(argv, out / "nextpnr.console.log", cwd=out, on_log=on_log, timeout_s=timeout_s)
-    own_log = out / "nextpnr.log"
-    pnr_log = own_log.read_text(errors="replace") if own_log.is_file() else pnr.log_text()
-    result = replace(result, seconds={**seconds, "pnr": pnr.seconds})
-    if not pnr.ok:
-        message = _failure(f"nextpnr-ice40 on the {UP5K.name} ({package})", pnr, pnr_log, own_log if own_log.is_file() else None)
-        return replace(result, status="pnr_failed", message=message)
-    report_path = out / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    clocks = fmax_from_report(report) or fmax_from_log(pnr_log)
+            "--seed", str(seed)]
+    pnr_s, failure, report, clocks = _place_and_route(argv, nextpnr_args, out, f"nextpnr-ice40 on the {UP5K.name} ({package})", on_log, timeout_s)
+    result = replace(result, seconds={**seconds, "pnr": pnr_s})
+    if failure:
+        return replace(result, status="pnr_failed", message=failure)
     util = report.get("utilization", {})
     lc = util.get("ICESTORM_LC", {})
     if lc.get("used") is not None:
