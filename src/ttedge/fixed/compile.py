@@ -37,6 +37,7 @@ from .program import (
     ScaleRule,
     SgdUpdate,
     SoftmaxXentGrad,
+    bond_size,
 )
 
 __all__ = ["PrecisionConfig", "PriorConfig", "compile_program", "layer_orders"]
@@ -321,7 +322,7 @@ def compile_program(model: MLP, precision: PrecisionConfig, batch: int, prior: P
                 left, right = (masters.get(c, c) for c in cores[li][k : k + 2])
                 fg, width_g = buffers_by_name(left).fmt.frac, buffers_by_name(left).fmt.width
                 ls, rs = shapes[li][k], shapes[li][k + 1]
-                size = ls[0] * ls[1] * ls[2] + rs[1] * rs[2] * rs[3]  # D of the bond
+                size = bond_size(ls, rs)
                 den_frac = 8
                 two_beta = round(2 * prior.beta * 2.0 ** (2 * fg))
                 shift = p.lam.frac + den_frac - 2 * fg

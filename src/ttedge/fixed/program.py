@@ -383,6 +383,12 @@ class PriorGrad:
         return (self.grad,)
 
 
+def bond_size(left: tuple[int, int, int, int], right: tuple[int, int, int, int]) -> int:
+    """D of the bond between cores of shapes ``left`` (r0, m, n, r) and ``right`` (r, m', n', r1):
+    r0 m n + m' n' r1, the entries of L[..., t] and R[t, ...] for one rank index t."""
+    return left[0] * left[1] * left[2] + right[1] * right[2] * right[3]
+
+
 @dataclass(frozen=True)
 class LambdaUpdate:
     """The damped EM step of one bond's variances under the gamma hyperprior, and their inverses.
@@ -416,6 +422,11 @@ class LambdaUpdate:
     damping_shift: int
     init_lam: int  # the lambda code a fresh state starts from (prec starts at 2**(fP + fL) // init_lam)
     phase: Phase = "update"
+
+    @property
+    def size(self) -> int:
+        """D of the bond: the entries of one rank index's two slices."""
+        return bond_size(self.left_shape, self.right_shape)
 
     @property
     def macs(self) -> int:

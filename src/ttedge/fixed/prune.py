@@ -50,12 +50,7 @@ def bond_lambdas(interp: Interpreter) -> list[list[np.ndarray]]:
 
 def _bond_sizes(program: Program) -> dict[str, int]:
     """D of each bond, by its lambda buffer's name (from the program's LambdaUpdate instructions)."""
-    out = {}
-    for ins in program.instructions:
-        if isinstance(ins, LambdaUpdate):
-            ls, rs = ins.left_shape, ins.right_shape
-            out[ins.lam] = ls[0] * ls[1] * ls[2] + rs[1] * rs[2] * rs[3]
-    return out
+    return {ins.lam: ins.size for ins in program.instructions if isinstance(ins, LambdaUpdate)}
 
 
 def _slice_core(codes: np.ndarray, shape: tuple[int, ...], order: str, keep_left: np.ndarray | None,
