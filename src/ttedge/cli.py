@@ -209,15 +209,12 @@ def _cmd_memory(args: argparse.Namespace, overrides: list[str]) -> int:
 def _cmd_program(args: argparse.Namespace, overrides: list[str]) -> int:
     import json
 
-    from .data import NUM_CLASSES, num_features, num_train
-    from .models import build_model
     from .tt.order_search import search_order
 
     cfg = load_config(RunConfig, args.config, overrides)
     if not cfg.fixed.enabled:
         raise ConfigError("ttedge program lists fixed-point programs; use a config with [fixed] enabled = true.")
-    model = build_model(cfg.model, num_features(cfg.data.name, cfg.data.pad_width or None), NUM_CLASSES, seed=cfg.train.seed)
-    program = cfg.compile_fixed(model, cfg.memory.batch_size, num_train(cfg.data.name, cfg.data.split_seed))
+    model, program = cfg.build_fixed(cfg.memory.batch_size)
     rows = program.listing()
     searches = [search_order(layer.in_modes, layer.out_modes, layer.ranks, program.batch, cfg.fixed.order_search or "macs",
                              input_error=li > 0) for li, layer in enumerate(model.layers)]

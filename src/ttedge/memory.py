@@ -201,14 +201,13 @@ def compare_fixed(cfg: Any) -> dict[str, Any]:
     ``step_ratio`` the whole step (parameters, gradients, optimizer state, activations; the
     fixed-point side also counts its errors and accumulators, the float account does not).
     """
-    from .data import NUM_CLASSES, num_features, num_train
+    from .data import NUM_CLASSES, num_features
     from .models import build_model
     from .train.config import ModelConfig
 
     batch = cfg.memory.batch_size
     width = num_features(cfg.data.name, cfg.data.pad_width or None)
-    model = build_model(cfg.model, width, NUM_CLASSES, seed=cfg.train.seed)
-    fixed = fixed_step_bits(cfg.compile_fixed(model, batch, num_train(cfg.data.name, cfg.data.split_seed)))
+    fixed = fixed_step_bits(cfg.build_fixed(batch)[1])
     if cfg.data.name == "mnist":
         dense_model, baseline = build_model(ModelConfig(layer="dense", hidden=[512]), 784, NUM_CLASSES, seed=0), BASELINE
     else:

@@ -134,14 +134,10 @@ def _fixed_stage(cfg: RunConfig, out: Path, ranks: list[list[int]], emit: Callba
 def _hardware_program(cfg: RunConfig, out: Path) -> tuple[Any, Any]:
     """The batch-1 program of the fixed run's network and an interpreter holding its trained state
     (state buffers do not depend on the batch, so the trained codes load as they are)."""
-    from .data import NUM_CLASSES, num_features, num_train
-    from .fixed import Interpreter
-    from .models import build_model
+    from .hw.generate import build
     from .train.checkpoint import load_checkpoint
 
-    model = build_model(cfg.model, num_features(cfg.data.name, cfg.data.pad_width or None), NUM_CLASSES, seed=cfg.train.seed)
-    program = cfg.compile_fixed(model, 1, num_train(cfg.data.name, cfg.data.split_seed))
-    interp = Interpreter(program, model)
+    program, interp = build(cfg, 1)
     ckpt = load_checkpoint(out / "fixed" / "checkpoint.pt")
     interp.load_state_dict({k: v.numpy() for k, v in ckpt["fixed_state"].items()})
     return program, interp
@@ -259,15 +255,11 @@ def _float_ratio(memory: dict[str, Any], run: dict[str, Any]) -> float:
 
 def _orders(cfg: RunConfig) -> list[dict[str, Any]]:
     """Per layer of the fixed network: the sweep its batch-1 program runs and the order search's figures."""
-    from .data import NUM_CLASSES, num_features
-    from .fixed.compile import layer_orders
-    from .models import build_model
     from .tt.order_search import search_order
 
-    model = build_model(cfg.model, num_features(cfg.data.name, cfg.data.pad_width or None), NUM_CLASSES, seed=cfg.train.seed)
-    runs = layer_orders(model, 1, cfg.fixed.order_search or None)  # type: ignore[arg-type]
+    model, program = cfg.build_fixed(1)
     rows = []
-    for li, (layer, sweep) in enumerate(zip(model.layers, runs)):
+    for li, (layer, sweep) in enumerate(zip(model.layers, program.orders)):
         search = search_order(layer.in_modes, layer.out_modes, layer.ranks, 1, "macs", input_error=li > 0)
         chosen = next(c for c in search.costs if c.sweep == sweep)
         rows.append({"layer": li, "chosen": sweep, "chosen_sequence": list(chosen.sequence), "chosen_macs": chosen.step_macs,

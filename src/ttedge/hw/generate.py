@@ -32,14 +32,11 @@ __all__ = ["build", "generate", "memory_images"]
 
 def build(cfg: Any, batch: int | None = None) -> tuple[Program, Interpreter]:
     """The program (batch ``batch``, default ``cfg.train.batch_size``) and interpreter of ``cfg``."""
-    from ..data import NUM_CLASSES, num_features, num_train
     from ..errors import ConfigError
-    from ..models import build_model
 
     if not cfg.fixed.enabled:
         raise ConfigError("the accelerator runs fixed-point programs; use a config with [fixed] enabled = true.")
-    model = build_model(cfg.model, num_features(cfg.data.name, cfg.data.pad_width or None), NUM_CLASSES, seed=cfg.train.seed)
-    program = cfg.compile_fixed(model, batch or cfg.train.batch_size, num_train(cfg.data.name, cfg.data.split_seed))
+    model, program = cfg.build_fixed(batch or cfg.train.batch_size)
     return program, Interpreter(program, model)
 
 

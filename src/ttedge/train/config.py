@@ -272,6 +272,16 @@ class RunConfig:
         return compile_program(model, self.fixed.precision(), batch, self.fixed_prior(n_train),
                                self.fixed.order_search or None)  # type: ignore[arg-type]
 
+    def build_fixed(self, batch: int) -> tuple[Any, Any]:
+        """(model, program): this config's network as a fresh run builds it (its seed, the data's
+        width) and its fixed-point training program for ``batch`` samples (``compile_fixed``)."""
+        from ..data import NUM_CLASSES, num_features, num_train
+        from ..models import build_model
+
+        model = build_model(self.model, num_features(self.data.name, self.data.pad_width or None), NUM_CLASSES,
+                            seed=self.train.seed)
+        return model, self.compile_fixed(model, batch, num_train(self.data.name, self.data.split_seed))
+
     def fixed_prior(self, n_train: int) -> Any:
         """The ``ttedge.fixed.PriorConfig`` of this run's [bayes] section (None when it is off)."""
         if not self.bayes.enabled:
