@@ -31,12 +31,11 @@ from typing import Any
 
 from .config import to_toml
 from .errors import ConfigError, TTEdgeError
-from .report.build import ReportData, build_report
+from .report.build import ReportData, build_report, seconds_per_sample
 from .train.config import RunConfig
 
-__all__ = ["STAGES", "run_pipeline"]
+__all__ = ["run_pipeline", "float_config", "fixed_config"]
 
-STAGES = ("float", "fixed", "hardware", "simulate", "synth", "cpu", "report")
 Callback = Callable[[str, dict[str, Any]], None]
 
 
@@ -204,7 +203,7 @@ def _energy(cfg: RunConfig, out: Path, cycles: dict[str, Any], fmax_mhz: float) 
 
     program, _ = _hardware_program(cfg, out)
     traffic = step_traffic(program, cfg.hw.accelerator())
-    seconds = sum(cycles["step_cycles"]) / len(cycles["step_cycles"]) / (fmax_mhz * 1e6)
+    seconds = seconds_per_sample(cycles, fmax_mhz)
     model = EnergyModel()
     pj = model.energy_pj(OpCounts(mults=dict(traffic.mults), adds=dict(traffic.adds), mem_read_bits=traffic.read_bits,
                                   mem_write_bits=traffic.write_bits, seconds=seconds))
@@ -215,7 +214,6 @@ def _energy(cfg: RunConfig, out: Path, cycles: dict[str, Any], fmax_mhz: float) 
 
 def _report_data(cfg: RunConfig, hw_cfg: RunConfig | None, results: dict[str, Any], missing: dict[str, str]) -> ReportData:
     from .memory import compare_fixed
-    from .report.build import ReportData
 
     data = ReportData(cfg.name, missing=dict(missing))
     if hw_cfg is not None:

@@ -19,10 +19,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..synth.energy import latency_s  # noqa: E402
 from ..train.plots import plot_memory  # noqa: E402
 from .document import Section, Table, to_html, to_markdown  # noqa: E402
 
-__all__ = ["PAPER", "ReportData", "build_report", "headline"]
+__all__ = ["PAPER", "ReportData", "build_report", "headline", "seconds_per_sample"]
 
 # arXiv 2104.03420, abstract: training memory vs full-size training, speed and energy vs an embedded CPU.
 PAPER = {"memory": 292.0, "speed": 59.0, "energy": 123.0}
@@ -35,7 +36,6 @@ class ReportData:
     name: str
     memory: dict[str, Any] | None = None  # ttedge.memory.compare_fixed
     accuracy: list[dict[str, Any]] | None = None  # runs: label, mode, core bits, test_acc, parameter_ratio, step_ratio
-    ranks: dict[str, Any] | None = None  # rank adaptation: before / after ranks and parameters
     cycles: dict[str, Any] | None = None  # batch, step_cycles, cycles_by_kind, macs_by_kind, lanes, utilization, steps, bit_exact
     synth: dict[str, dict[str, Any]] | None = None  # target -> flat synthesis result (or {"error": ...})
     energy: dict[str, Any] | None = None  # joules per sample on the FPGA, with its breakdown and constants
@@ -45,11 +45,15 @@ class ReportData:
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it is absent
 
 
+def seconds_per_sample(cycles: dict[str, Any], fmax_mhz: float) -> float:
+    """Training time per sample at ``fmax_mhz``: the simulated steps' mean cycles over the batch."""
+    return latency_s(sum(cycles["step_cycles"]) / len(cycles["step_cycles"]), fmax_mhz) / cycles["batch"]
+
+
 def _fpga_seconds_per_sample(d: ReportData) -> float | None:
     if d.cycles is None or not d.synth or "ecp5" not in d.synth or not d.synth["ecp5"].get("ecp5.fmax_mhz"):
         return None
-    cycles = sum(d.cycles["step_cycles"]) / len(d.cycles["step_cycles"])
-    return cycles / d.cycles["batch"] / (d.synth["ecp5"]["ecp5.fmax_mhz"] * 1e6)
+    return seconds_per_sample(d.cycles, d.synth["ecp5"]["ecp5.fmax_mhz"])
 
 
 def _cpu_row(d: ReportData, name: str, batch: int) -> dict[str, Any] | None:
@@ -147,8 +151,6 @@ def build_report(d: ReportData, folder: str | Path) -> Path:
         sections.append(Section("Memory of one training step", [
             f"From the compiled program's buffer list at batch {d.memory['batch_size']}, against {d.memory['baseline']}."],
             [Table(["kind", "bits", "KiB"], rows, {1, 2})], [("memory.png", "memory breakdown")]))
-    if d.ranks is not None:
-        sections.append(Section("Rank adaptation", [json.dumps(d.ranks)]))
     if d.accuracy:
         _accuracy_plot(d.accuracy, folder / "accuracy.png")
         rows = [[r["label"], r["mode"], str(r.get("core", "")), f"{100 * r['test_acc']:.2f}%",
