@@ -197,11 +197,11 @@ def _cpu_stage(cfg: RunConfig) -> dict[str, Any]:
     return {"timings": rows, "power_source": CPU_POWER_SOURCE}
 
 
-def _energy(cfg: RunConfig, out: Path, cycles: dict[str, Any], fmax_mhz: float) -> dict[str, Any]:
+def _energy(cfg: RunConfig, cycles: dict[str, Any], fmax_mhz: float) -> dict[str, Any]:
     from .hw.traffic import step_traffic
     from .synth import EnergyModel, OpCounts
 
-    program, _ = _hardware_program(cfg, out)
+    _, program = cfg.build_fixed(1)  # the simulated batch-1 program; its traffic does not depend on the trained codes
     traffic = step_traffic(program, cfg.hw.accelerator())
     seconds = seconds_per_sample(cycles, fmax_mhz)
     model = EnergyModel()
@@ -240,7 +240,7 @@ def _report_data(cfg: RunConfig, hw_cfg: RunConfig | None, results: dict[str, An
         data.cpu, data.cpu_power_source = results["cpu"]["timings"], results["cpu"]["power_source"]
     fmax = synth.get("ecp5", {}).get("ecp5.fmax_mhz")
     if data.cycles is not None and fmax and hw_cfg is not None:
-        data.energy = _energy(hw_cfg, Path(results["float"]["run"]).parent, data.cycles, float(fmax))
+        data.energy = _energy(hw_cfg, data.cycles, float(fmax))
     elif "energy" not in data.missing:
         data.missing["energy"] = "needs simulated cycles and an ECP5 Fmax"
     return data
