@@ -17,7 +17,12 @@ def test_generate_writes_verilog_images_and_map(tmp_path: Path) -> None:
     assert main(["hw", "generate", *TINY, "--out", str(tmp_path)]) == 0
     names = {p.name for p in tmp_path.iterdir()}
     assert {"accelerator.v", "program.hex", "memmap.txt", "cycles.json", "mem0.hex"} <= names
-    assert "module ttedge_accelerator" in (tmp_path / "accelerator.v").read_text()
+    verilog = (tmp_path / "accelerator.v").read_text()
+    assert "module ttedge_accelerator" in verilog
+    # every memory is a module of its own, its words read from the image beside it
+    memories = sorted(p.name for p in tmp_path.glob("mem*.hex"))
+    for k, name in enumerate(memories):
+        assert f"module ttedge_mem{k} (" in verilog and f'$readmemh("{name}", mem);' in verilog
     cycles = json.loads((tmp_path / "cycles.json").read_text())
     assert cycles["step_cycles"] == sum(i["cycles"] for i in cycles["instructions"]) + 3
     program_lines = (tmp_path / "program.hex").read_text().splitlines()

