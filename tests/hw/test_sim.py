@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ttedge.fixed import FixedFormat, Interpreter, PrecisionConfig, ScaleRule, compile_program
+from ttedge.fixed import FixedFormat, Interpreter, PrecisionConfig, PriorConfig, ScaleRule, compile_program
 from ttedge.hw import cycles
 from ttedge.hw.config import AcceleratorConfig
 from ttedge.hw.cycles import instruction_cycles, step_cycles, utilization
@@ -19,9 +19,15 @@ from ttedge.models import MLP
 from ttedge.tt import TTLinear
 
 
-def random_case(seed: int) -> tuple[Interpreter, AcceleratorConfig, list[tuple[np.ndarray, np.ndarray]]]:
-    """A small TT MLP, precision and array size drawn from ``seed``."""
+def random_case(seed: int, prior: bool | None = None) -> tuple[Interpreter, AcceleratorConfig, list[tuple[np.ndarray, np.ndarray]]]:
+    """A small TT MLP, precision and array size drawn from ``seed``; with ``prior`` (by default
+    drawn from ``seed`` too) the rank prior's PriorGrad and LambdaUpdate, acting or switched off."""
     rng = np.random.default_rng(seed)
+    prior_rng = np.random.default_rng([seed, 1])  # its own stream: the draws below stay as they were
+    if prior is None:
+        prior = bool(prior_rng.random() < 0.5)
+    prior_config = PriorConfig(weight=float(prior_rng.choice([1e-3, 0.05, 2.0])), beta=float(prior_rng.choice([0.01, 0.1, 1.0])),
+                               damping_shift=int(prior_rng.integers(0, 3))) if prior else None
     gen = torch.Generator().manual_seed(seed)
     order = str(rng.choice(["rtl", "ltr"]))
     shapes = [  # (in, hidden, out) modes per network
@@ -49,8 +55,10 @@ def random_case(seed: int) -> tuple[Interpreter, AcceleratorConfig, list[tuple[n
         lr_shift=int(rng.integers(2, 6)), momentum_shift=momentum, seed=int(rng.integers(0, 2**32)),
     )
     batch = int(rng.integers(1, 4))
-    program = compile_program(model, precision, batch)
+    program = compile_program(model, precision, batch, prior_config)
     interp = Interpreter(program, model)
+    if prior and prior_rng.random() < 0.25:
+        interp.state["prior.on"] = np.zeros((), np.int64)  # the host switched the prior off
     interp.state["lr.decay"] = np.array(int(rng.integers(0, 3)), np.int64)  # a learning-rate schedule's extra shift
     n_in = int(np.prod(in_modes))
     batches = [(interp.quantize_input(rng.normal(size=(batch, n_in))), rng.integers(0, 10, batch)) for _ in range(2)]
@@ -89,6 +97,30 @@ def test_cycle_model_matches_simulation(seed: int) -> None:
     assert report.instruction_cycles[0] == instruction_cycles(program, config)
     assert report.step_cycles[0] == step_cycles(program, config)
     assert report.utilization == utilization(program, config)
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_rank_prior_instructions_are_bit_exact_with_modelled_cycles(seed: int) -> None:
+    """PriorGrad and LambdaUpdate in the prior unit: every buffer, lambda, precision and counter
+    equal to the interpreter's, the lambdas moved off their start, cycles as modelled; then the
+    host switches the prior off and both instructions are skipped in their issue cycle."""
+    from ttedge.fixed.program import LambdaUpdate, PriorGrad
+
+    interp, config, batches = random_case(seed, prior=True)
+    program = interp.program
+    interp.state["prior.on"] = np.ones((), np.int64)
+    kinds = {type(i) for i in program.instructions}
+    assert {PriorGrad, LambdaUpdate} <= kinds
+    lams = [i.lam for i in program.instructions if isinstance(i, LambdaUpdate)]
+    before = {name: interp.state[name].copy() for name in lams}
+    report = simulate(interp, config, batches[:1])
+    assert report.mismatches == []
+    assert any(not np.array_equal(before[n], interp.state[n]) for n in lams)
+    assert report.instruction_cycles[0] == instruction_cycles(program, config)
+    interp.state["prior.on"] = np.zeros((), np.int64)
+    off = simulate(interp, config, batches[1:])
+    assert off.mismatches == []
+    assert off.instruction_cycles[0] == instruction_cycles(program, config, prior_on=False)
 
 
 def test_output_latency_constant_matches_the_units() -> None:

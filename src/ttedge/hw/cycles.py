@@ -11,15 +11,19 @@ check them against the simulated counts cycle for cycle. Per instruction the seq
 * ScaleControl: none (the buffer's max |code| was tracked as it was written);
 * SoftmaxXentGrad: per batch row, a label read, the unit's start and ``softmax_row_cycles(C)``
   (``ttedge.hw.loss``), plus one cycle;
+* PriorGrad: one issue per core element plus ``prior.PRIOR_FLUSH``; LambdaUpdate: one issue per
+  element of both cores, ``prior.LAMBDA_DRAIN``, and ``prior.LAMBDA_PER_RANK`` per rank index
+  (both none while the host register ``prior.on`` is 0: ``prior_on=False``);
 * the END word: fetch, decode and issue.
 """
 
 from __future__ import annotations
 
-from ..fixed.program import Contract, Program, ScaleControl, SoftmaxXentGrad
+from ..fixed.program import Contract, LambdaUpdate, PriorGrad, Program, ScaleControl, SoftmaxXentGrad
 from .config import AcceleratorConfig
 from .elementwise import FLUSH
 from .isa import Op, contract_fields, encode_program
+from .prior import LAMBDA_DRAIN, LAMBDA_PER_RANK, PRIOR_FLUSH
 from .softmax import softmax_row_cycles
 
 __all__ = ["SEQUENCER", "contract_cycles", "instruction_cycles", "step_cycles", "utilization", "cycles_by_kind"]
@@ -46,15 +50,19 @@ def contract_cycles(ins: Contract, config: AcceleratorConfig) -> int:
     return last_start + z + 1 + D
 
 
-def instruction_cycles(program: Program, config: AcceleratorConfig) -> list[int]:
+def instruction_cycles(program: Program, config: AcceleratorConfig, prior_on: bool = True) -> list[int]:
     """Cycles of each instruction of ``program``, in program order (module docstring)."""
     words = encode_program(program, config).words
     out = []
     for ins, word in zip(program.instructions, words):
         if isinstance(ins, Contract):
             out.append(SEQUENCER + contract_cycles(ins, config) + OUTPUT_LATENCY)
-        elif isinstance(ins, ScaleControl):
+        elif isinstance(ins, ScaleControl) or (isinstance(ins, (PriorGrad, LambdaUpdate)) and not prior_on):
             out.append(SEQUENCER)
+        elif isinstance(ins, PriorGrad):
+            out.append(SEQUENCER + word["nx"] + PRIOR_FLUSH)
+        elif isinstance(ins, LambdaUpdate):
+            out.append(SEQUENCER + word["nx"] + word["nzlo"] + LAMBDA_DRAIN + word["nyhi"] * LAMBDA_PER_RANK)
         elif isinstance(ins, SoftmaxXentGrad):
             out.append(SEQUENCER + word["nx"] * (softmax_row_cycles(ins.num_classes) + 2) + 1)
         else:
@@ -63,9 +71,9 @@ def instruction_cycles(program: Program, config: AcceleratorConfig) -> list[int]
     return out
 
 
-def step_cycles(program: Program, config: AcceleratorConfig) -> int:
+def step_cycles(program: Program, config: AcceleratorConfig, prior_on: bool = True) -> int:
     """Cycles of one training step: every instruction plus the END word."""
-    return sum(instruction_cycles(program, config)) + SEQUENCER
+    return sum(instruction_cycles(program, config, prior_on)) + SEQUENCER
 
 
 def utilization(program: Program, config: AcceleratorConfig) -> float:

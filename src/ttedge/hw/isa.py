@@ -20,6 +20,10 @@ input_error   k of G[o, k]            (r, c) of A[r, o, c]   o
 core_grad     o of E[r, o, c]         k of S[r, k, c]        (r, c)
 ============  ======================  =====================  ======================
 
+The rank prior's instructions (``ttedge.hw.prior``) address a core's bond digits: in a core's stored
+matrix layout the rank index on its left (r0) or right (r1) side is (e // stride) % size of the flat
+element index e (:func:`rank_digit`).
+
 Refused with ConfigError: instruction types the hardware does not execute (AdamUpdate, and any
 type it does not know), operands wider than the MAC lanes, accumulators wider than the lanes',
 softmax logits wider than 31 bits.
@@ -39,7 +43,9 @@ from ..fixed.program import (
     BiasGrad,
     Contract,
     Instruction,
+    LambdaUpdate,
     Narrow,
+    PriorGrad,
     Program,
     Relu,
     ReluGrad,
@@ -52,7 +58,7 @@ from ..fixed.softmax import EXP_MAX_INPUT_BITS
 from .config import AcceleratorConfig
 from .memmap import MemoryMap
 
-__all__ = ["Op", "FIELDS", "ProgramImage", "encode_program", "contract_fields", "ROUNDING_CODES", "scale_units"]
+__all__ = ["Op", "FIELDS", "ProgramImage", "encode_program", "contract_fields", "ROUNDING_CODES", "scale_units", "rank_digit"]
 
 
 class Op(IntEnum):
@@ -68,6 +74,8 @@ class Op(IntEnum):
     SGD = 7
     NARROW = 8
     SCALE = 9
+    PRIOR = 10
+    LAMBDA = 11
 
 
 ROUNDING_CODES = {"nearest": 0, "truncate": 1, "stochastic": 2}  # = hw.requant.RoundingMode values
@@ -75,9 +83,10 @@ ROUNDING_CODES = {"nearest": 0, "truncate": 1, "stochastic": 2}  # = hw.requant.
 # Every word's fields: ("name", kind) with kind "op", "flag", "id" (a buffer id) or "num" (signed).
 FIELDS: tuple[tuple[str, str], ...] = (
     ("op", "op"), ("rounding", "flag2"), ("momentum", "flag"),
-    ("a", "id"), ("b", "id"), ("c", "id"),
+    ("pl", "flag"), ("pr", "flag"),  # PriorGrad: the core has a left / right bond
+    ("a", "id"), ("b", "id"), ("c", "id"), ("d", "id"),
     # where each slot's buffer lives: its memory (width class) and word offset there
-    ("am", "mem"), ("ao", "num"), ("bm", "mem"), ("bo", "num"), ("cm", "mem"), ("co", "num"),
+    ("am", "mem"), ("ao", "num"), ("bm", "mem"), ("bo", "num"), ("cm", "mem"), ("co", "num"), ("dm", "mem"), ("do", "num"),
     # counts: contraction loop bounds, or elementwise element counts
     ("nx", "num"), ("nyhi", "num"), ("nylo", "num"), ("nzhi", "num"), ("nzlo", "num"), ("ny", "num"),
     # L operand strides / increments
@@ -88,9 +97,18 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("o_sx", "num"), ("o_sylo", "num"), ("o_ystep1", "num"), ("o_ystepq", "num"), ("o_ywrap", "num"),
     # y advance by 1 and by Q in (hi, lo)
     ("d1hi", "num"), ("d1lo", "num"), ("dqhi", "num"), ("dqlo", "num"),
-    # small constants: shifts, class counts, which scale unit
-    ("k1", "num"), ("k2", "num"),
+    # constants: shifts, class counts, which scale unit; the rank prior's coefficients
+    ("k1", "num"), ("k2", "num"), ("k3", "num"), ("k4", "num"), ("k5", "num"),
 )
+
+
+def rank_digit(shape: tuple[int, int, int, int], order: str, side: str) -> tuple[int, int]:
+    """(stride, size) of a core's left (``side`` "r0") or right ("r1") rank index in its stored
+    matrix: (r0 m, n r1) for rtl, (m r1, r0 n) for ltr (``ttedge.tt.apply.core_matrix``)."""
+    r0, m, n, r1 = shape
+    if order == "rtl":
+        return (m * n * r1, r0) if side == "r0" else (1, r1)
+    return (n, r0) if side == "r0" else (r0 * n, r1)
 
 
 def contract_fields(ins: Contract, q: int) -> dict[str, int]:
@@ -241,6 +259,22 @@ def _encode(i: int, ins: Instruction, mm: MemoryMap, cfg: AcceleratorConfig) -> 
         # k1: which ScaleUnit (one per distinct (width, rule) of the program, scale_units order)
         return {"op": Op.SCALE, "a": idx(ins.buffer), "nx": prog.buffer(ins.buffer).numel,
                 "k1": scale_units(prog).index((w(ins.buffer), ins.rule))}
+    if isinstance(ins, PriorGrad):
+        left, right = ins.left or ins.right, ins.right or ins.left  # a missing bond reads the other (flag 0)
+        (sa, na), (sb, nb) = rank_digit(ins.shape, ins.order, "r0"), rank_digit(ins.shape, ins.order, "r1")
+        f_const = ins.coef_frac + prog.buffer(ins.core).fmt.frac + prog.buffer(left).fmt.frac  # type: ignore[arg-type]
+        return {"op": Op.PRIOR, "a": idx(ins.core), "b": idx(ins.grad), "c": idx(left), "d": idx(right),  # type: ignore[arg-type]
+                "pl": int(ins.left is not None), "pr": int(ins.right is not None), "nx": prog.buffer(ins.core).numel,
+                "nylo": sa, "nyhi": na, "nzlo": sb, "nzhi": nb, "k1": ins.coef, "k2": f_const}
+    if isinstance(ins, LambdaUpdate):
+        lam, prec = prog.buffer(ins.lam).fmt, prog.buffer(ins.prec).fmt
+        fg = prog.buffer(ins.left).fmt.frac
+        sl, r = rank_digit(ins.left_shape, ins.left_order, "r1")
+        sr, _ = rank_digit(ins.right_shape, ins.right_order, "r0")
+        return {"op": Op.LAMBDA, "a": idx(ins.left), "b": idx(ins.right), "c": idx(ins.lam), "d": idx(ins.prec),
+                "nx": prog.buffer(ins.left).numel, "nylo": sl, "nyhi": r, "nzlo": prog.buffer(ins.right).numel, "nzhi": sr,
+                "k1": lam.frac + ins.den_frac - 2 * fg, "k2": ins.damping_shift, "k3": ins.two_beta, "k4": ins.den,
+                "k5": prec.frac + lam.frac}
     raise ConfigError(
         f"instruction {i} ({type(ins).__name__}) is not supported by the accelerator; "
         "compile the program without it (e.g. optimizer sgd instead of adam) or extend ttedge.hw."
@@ -254,7 +288,7 @@ def encode_program(program: Program, config: AcceleratorConfig) -> ProgramImage:
     words.append({"op": Op.END})
     pls = mm.placements
     for wd in words[:-1]:
-        for slot in "abc":
+        for slot in "abcd":
             pl = pls[wd.get(slot, 0)]
             wd[slot + "m"], wd[slot + "o"] = pl.memory, pl.offset
     words = [{name: int(wd.get(name, 0)) for name, _ in FIELDS} for wd in words]

@@ -1,7 +1,8 @@
 """Where every buffer and state register of a program lives: on-chip memories and the host map.
 
 Buffers of the same width share one on-chip memory (a *width class*: e.g. 8-bit cores, 16-bit
-activations, errors, gradients and biases, 32-bit labels and velocities), one word per element, each
+activations, errors, gradients and biases, 32-bit labels and velocities; an unsigned w-bit code,
+such as a rank variance, takes a w+1-bit word, so every word reads as its value), one word per element, each
 buffer a contiguous range at its ``offset`` (word offset + i = flat C-order element i). The shapes
 and widths are read from ``Program.buffers`` and never restated. A core's compute copy (kind
 "compute") is materialized by its Narrow instruction in this first slice (the program counts it as
@@ -14,6 +15,7 @@ Host map (word addresses; every word is 64 bits, an element or register sign-ext
     0x0002  CYCLES   clock cycles of the last step
     0x0003  PC       position of the instruction being executed
     0x0010  REGS     the state registers, one word each, in ``registers`` order: step, lr.decay,
+                     prior.on (with a rank prior: 0 skips PriorGrad and LambdaUpdate),
                      scale.<buf>.frac/over/under per dynamic buffer, sat.<buf> per counted buffer
     PROFILE          read only: word i = the step's cycle count when instruction i finished
                      (performance counters; one word per instruction)
@@ -38,6 +40,11 @@ REG_BASE = 0x10
 _ALIGN = 0x1000
 
 
+def word_width(b: Buffer) -> int:
+    """Bits of one memory word of ``b``: its code width, plus a zero sign bit for unsigned codes."""
+    return b.fmt.width + (0 if b.fmt.signed else 1)
+
+
 @dataclass(frozen=True)
 class Placement:
     """One buffer's on-chip memory: ``depth`` words of ``width`` bits at host word ``base``."""
@@ -54,8 +61,8 @@ class Placement:
 
     @property
     def width(self) -> int:
-        """Bits per word (the buffer's code width)."""
-        return self.buffer.fmt.width
+        """Bits per word (:func:`word_width` of the buffer's format)."""
+        return word_width(self.buffer)
 
     @property
     def depth(self) -> int:
@@ -85,7 +92,7 @@ class MemoryMap:
     @property
     def widths(self) -> tuple[int, ...]:
         """Bits per word of each on-chip memory (its width class), ascending."""
-        return tuple(sorted({b.fmt.width for b in self.program.buffers}))
+        return tuple(sorted({word_width(b) for b in self.program.buffers}))
 
     def depths(self) -> tuple[int, ...]:
         """Words of each on-chip memory."""
@@ -100,7 +107,7 @@ class MemoryMap:
         out, base = [], self.mem_base
         used = [0] * len(self.widths)
         for i, b in enumerate(self.program.buffers):
-            k = self.widths.index(b.fmt.width)
+            k = self.widths.index(word_width(b))
             out.append(Placement(b, i, base, k, used[k]))
             base += b.numel
             used[k] += b.numel
@@ -119,7 +126,7 @@ class MemoryMap:
     @property
     def registers(self) -> tuple[str, ...]:
         """The state registers in host-map order (names as the Interpreter's state keys)."""
-        regs = ["step", "lr.decay"]
+        regs = ["step", "lr.decay"] + (["prior.on"] if self.program.priors else [])
         for b in self.program.buffers:
             if b.dynamic:
                 regs += [f"scale.{b.name}.{k}" for k in ("frac", "over", "under")]

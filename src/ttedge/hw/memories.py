@@ -4,7 +4,8 @@ Read ports are synchronous (data one cycle after the address). Their assignment 
 the roles the class plays anywhere in the program:
 
 * L (the engine's left operand): ports 0 .. P-1; R (right operand): the Q ports after those;
-* the elementwise read slots a, b, c: ports 0, 1, 2; the host: port 0 (only while idle).
+* the elementwise read slots a, b, c, d: ports 0, 1, 2, 3 (d: PriorGrad's right precision); the
+  host: port 0 (only while idle).
 
 So a class read as both L and R in one contraction has P + Q read ports (on an FPGA each port
 beyond two is a replica of the block RAM: banking instead is future work). Write ports: port 0 for
@@ -31,7 +32,7 @@ __all__ = ["ClassMemory", "memory_verilog"]
 class ClassMemory(Elaboratable):
     """One width class's memory and its port routing (module docstring).
 
-    ``roles``: a subset of {"L", "R", "O", "EA", "EB", "EC", "V"}; ``addr_bits``: bits of a word address.
+    ``roles``: a subset of {"L", "R", "O", "EA", "EB", "EC", "ED", "V"}; ``addr_bits``: bits of a word address.
     The select inputs say which role owns the ports this cycle (at most one engine or elementwise
     instruction runs; with none selected, port 0 follows ``host_addr``).
     """
@@ -45,12 +46,13 @@ class ClassMemory(Elaboratable):
         self.l_base = 0
         self.r_base = p if "L" in roles else 0
         nports = max(1, (p if "L" in roles else 0) + (q if "R" in roles else 0),
-                     1 if "EA" in roles else 0, 2 if "EB" in roles else 0, 3 if "EC" in roles else 0)
+                     1 if "EA" in roles else 0, 2 if "EB" in roles else 0, 3 if "EC" in roles else 0, 4 if "ED" in roles else 0)
         A = lambda name: Signal(unsigned(addr_bits), name=name)  # noqa: E731
-        self.l_sel, self.r_sel, self.ea_sel, self.eb_sel, self.ec_sel = (Signal(name=n) for n in ("l_sel", "r_sel", "ea_sel", "eb_sel", "ec_sel"))
+        self.l_sel, self.r_sel, self.ea_sel, self.eb_sel, self.ec_sel, self.ed_sel = (
+            Signal(name=n) for n in ("l_sel", "r_sel", "ea_sel", "eb_sel", "ec_sel", "ed_sel"))
         self.l_addr = [A(f"l_addr{i}") for i in range(p)]
         self.r_addr = [A(f"r_addr{i}") for i in range(q)]
-        self.ea, self.eb, self.ec, self.host_addr = A("ea"), A("eb"), A("ec"), A("host_addr")
+        self.ea, self.eb, self.ec, self.ed, self.host_addr = A("ea"), A("eb"), A("ec"), A("ed"), A("host_addr")
         self.data = [Signal(signed(width), name=f"data{j}") for j in range(nports)]
         self.w_en, self.w_addr, self.w_data = Signal(), A("w_addr"), Signal(signed(64), name="w_data")
         self.v_en, self.v_addr, self.v_data = Signal(), A("v_addr"), Signal(signed(64), name="v_data")
@@ -90,6 +92,8 @@ class ClassMemory(Elaboratable):
             m.submodules.memory = Instance(self.external, **ports)
         for j, a in enumerate(raddr):
             addr: object = self.host_addr if j == 0 else 0
+            if "ED" in roles and j == 3:
+                addr = Mux(self.ed_sel, self.ed, addr)
             if "EC" in roles and j == 2:
                 addr = Mux(self.ec_sel, self.ec, addr)
             if "EB" in roles and j == 1:

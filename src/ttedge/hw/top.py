@@ -9,8 +9,9 @@
   :func:`ttedge.hw.cycles.instruction_cycles` counts each instruction.
 * **Units**: the :class:`ContractionEngine` (a drained row of Q sums goes through Q output lanes,
   each a RandomLane and one OutputStage per output width: shift frac_a + frac_b - frac_out from the
-  frac registers, the instruction's rounding, then a write port), the :class:`ElementwiseUnit` and
-  the :class:`LossUnit` (SoftmaxXentGrad row by row through the SoftmaxXentUnit).
+  frac registers, the instruction's rounding, then a write port), the :class:`ElementwiseUnit`,
+  the :class:`LossUnit` (SoftmaxXentGrad row by row through the SoftmaxXentUnit) and the
+  :class:`PriorUnit` (PriorGrad, LambdaUpdate; skipped, like the reference, while ``prior.on`` is 0).
 * **State registers**: ``step``, ``lr.decay``, ``scale.<buf>.frac/over/under`` per dynamic buffer,
   ``sat.<buf>`` per counted buffer (a saturated code written into the buffer adds one).
 * **Scaling**: a MaxAbs on the write stream tracks each dynamic buffer's max |code| as its
@@ -33,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..errors import ConfigError
 from ..fixed.format import FixedFormat
-from ..fixed.program import Program
+from ..fixed.program import LambdaUpdate, Program
 from .config import AcceleratorConfig
 from .elementwise import ElementwiseUnit
 from .engine import ContractionEngine
@@ -41,6 +42,7 @@ from .isa import Op, encode_program, scale_units
 from .loss import LossUnit
 from .memories import ClassMemory
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
+from .prior import PriorUnit
 from .requant import OutputStage
 from .rng import RandomLane
 from .scale import FRAC_BITS, MaxAbs, ScaleUnit
@@ -152,6 +154,8 @@ class Accelerator(wiring.Component):
                 sig = Signal(cfg.counter_width, name="step", init=init or 0)
             elif name == "lr.decay":
                 sig = Signal(8, name="lr_decay", init=init or 0)
+            elif name == "prior.on":
+                sig = Signal(1, name="prior_on", init=1 if init is None else init)
             elif name.startswith("scale.") and name.endswith(".frac"):
                 default = prog.buffer(name[6:-5]).fmt.frac
                 sig = Signal(FRAC_BITS, name=name.replace(".", "_"), init=default if init is None else init)
@@ -193,7 +197,7 @@ class Accelerator(wiring.Component):
         words = image.words
         out_widths = sorted({mm.widths[w["cm"]] for w in words if w["op"] == Op.CONTRACT}) or [2]
         w_dests = [pls[w["a"] if w["op"] == Op.SGD else w["c"]].width
-                   for w in words if w["op"] not in (Op.CONTRACT, Op.END, Op.SCALE, Op.SOFTMAX)]
+                   for w in words if w["op"] not in (Op.CONTRACT, Op.END, Op.SCALE, Op.SOFTMAX, Op.PRIOR, Op.LAMBDA)]
         v_dests = [pls[w["c"]].width for w in words if w["op"] == Op.SGD and w["momentum"]]
         ew = m.submodules.ew = ElementwiseUnit(layout, self.addr_bits, w_dests or [2], v_dests, prog.seed, cfg.counter_width)
         losses = {(pls[w["a"]].width, pls[w["c"]].buffer.fmt, w["k1"]) for w in words if w["op"] == Op.SOFTMAX}
@@ -201,10 +205,25 @@ class Accelerator(wiring.Component):
             raise ConfigError("the accelerator has one loss unit, but the program has SoftmaxXentGrad instructions of different formats; compile one loss.")
         in_width, out_fmt, classes = losses.pop() if losses else (16, FixedFormat(16, 14), 2)
         loss = m.submodules.loss = LossUnit(layout, self.addr_bits, in_width, out_fmt, classes)
-        # The main write slot: the elementwise unit's or the loss unit's (never both at once).
+        lambdas = [i for i in prog.instructions if isinstance(i, LambdaUpdate)]
+        limits = {(prog.buffer(i.lam).fmt.max_int, prog.buffer(i.prec).fmt.max_int) for i in lambdas}
+        if len(limits) > 1:
+            raise ConfigError("the accelerator has one prior unit, but the program's LambdaUpdates use different formats; compile one lambda format.")
+        lam_max, prec_max = limits.pop() if limits else (1, 1)
+        pu = m.submodules.prior = PriorUnit(layout, self.addr_bits, [pls[w["b"]].width for w in words if w["op"] == Op.PRIOR],
+                                            max([w["nyhi"] for w in words if w["op"] == Op.LAMBDA] + [1]), lam_max, prec_max)
+        is_pu = (op == Op.PRIOR) | (op == Op.LAMBDA)
+        # The main write slot: the elementwise, loss or prior unit's (one at a time); the second
+        # slot: the elementwise unit's velocity or the prior unit's precision.
         mw_en, mw_addr, mw_data, mw_sat = Signal(), Signal(unsigned(self.addr_bits)), Signal(signed(64)), Signal()
-        m.d.comb += [mw_en.eq(ew.w_en | loss.w_en), mw_addr.eq(Mux(loss.w_en, loss.w_addr, ew.w_addr)),
-                     mw_data.eq(Mux(loss.w_en, loss.w_data, ew.w_data)), mw_sat.eq(Mux(loss.w_en, loss.w_sat, ew.w_sat))]
+        m.d.comb += [mw_en.eq(ew.w_en | loss.w_en | pu.w_en),
+                     mw_addr.eq(Mux(pu.w_en, pu.w_addr, Mux(loss.w_en, loss.w_addr, ew.w_addr))),
+                     mw_data.eq(Mux(pu.w_en, pu.w_data, Mux(loss.w_en, loss.w_data, ew.w_data))),
+                     mw_sat.eq(Mux(pu.w_en, pu.w_sat, Mux(loss.w_en, loss.w_sat, ew.w_sat)))]
+        sw_en, sw_addr, sw_data, sw_sat = Signal(), Signal(unsigned(self.addr_bits)), Signal(signed(64)), Signal()
+        m.d.comb += [sw_en.eq(ew.v_en | pu.v_en), sw_addr.eq(Mux(pu.v_en, pu.v_addr, ew.v_addr)),
+                     sw_data.eq(Mux(pu.v_en, pu.v_data, ew.v_data)), sw_sat.eq(Mux(pu.v_en, pu.v_sat, ew.v_sat))]
+        m.d.comb += [pu.word.eq(ins), pu.fb.eq(fb)]
         m.d.comb += [loss.word.eq(ins), loss.fa.eq(fa), loss.da.eq(ew.da), loss.db.eq(ew.db)]
         m.d.comb += [eng.word.eq(ins), ew.word.eq(ins), ew.pc.eq(pc), ew.step.eq(regs["step"]), ew.lr_decay.eq(regs["lr.decay"]),
                      ew.fa.eq(fa), ew.fb.eq(fb), ew.fc.eq(fc)]
@@ -218,6 +237,7 @@ class Accelerator(wiring.Component):
                             m.d.comb += target.eq(widths.index(wd))
         width_sel(Mux(op == Op.SGD, ins.am, ins.cm), ew.w_widths, ew.w_sel)
         width_sel(ins.cm, ew.v_widths, ew.v_sel)
+        width_sel(ins.bm, pu.g_widths, pu.w_sel)
 
         # Engine output path, per y lane: random word at the drain cycle, value delayed to meet it,
         # then rounding (one OutputStage per output width).
@@ -249,6 +269,16 @@ class Accelerator(wiring.Component):
             elif wd["op"] == Op.SOFTMAX:
                 roles[wd["am"]].add("EA")
                 roles[wd["bm"]].add("EB")
+            elif wd["op"] == Op.PRIOR:
+                roles[wd["am"]].add("EA")
+                roles[wd["bm"]].add("EB")
+                roles[wd["cm"]].add("EC")
+                roles[wd["dm"]].add("ED")
+            elif wd["op"] == Op.LAMBDA:
+                roles[wd["am"]].add("EA")
+                roles[wd["bm"]].add("EB")
+                roles[wd["cm"]].add("EC")
+                roles[wd["dm"]].add("V")
             elif wd["op"] not in (Op.END, Op.SCALE):
                 roles[wd["am"]].add("EA")
                 if wd["op"] in (Op.BIAS_ADD, Op.RELU_GRAD, Op.SGD):
@@ -280,13 +310,17 @@ class Accelerator(wiring.Component):
         # Port routing (its own fragment).
         rt = m.submodules.route = Module()
         is_ew_run = owns & (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SCALE)  # elementwise or loss
-        w_mem = Mux(op == Op.SGD, ins.am, ins.cm)
-        w_off = Mux(op == Op.SGD, ins.ao, ins.co)
+        w_mem = Mux(op == Op.SGD, ins.am, Mux(op == Op.PRIOR, ins.bm, ins.cm))
+        w_off = Mux(op == Op.SGD, ins.ao, Mux(op == Op.PRIOR, ins.bo, ins.co))
+        s_mem, s_off = Mux(op == Op.LAMBDA, ins.dm, ins.cm), Mux(op == Op.LAMBDA, ins.do, ins.co)
         for k, cm in enumerate(cms):
             rt.d.comb += [
                 cm.l_sel.eq(owns & (op == Op.CONTRACT) & (ins.am == k)), cm.r_sel.eq(owns & (op == Op.CONTRACT) & (ins.bm == k)),
                 cm.ea_sel.eq(is_ew_run & (ins.am == k)), cm.eb_sel.eq(is_ew_run & (ins.bm == k)), cm.ec_sel.eq(is_ew_run & (ins.cm == k)),
-                cm.ea.eq(Mux(op == Op.SOFTMAX, loss.ea, ew.ea) + ins.ao), cm.eb.eq(Mux(op == Op.SOFTMAX, loss.eb, ew.eb) + ins.bo), cm.ec.eq(ew.ec + ins.co), cm.host_addr.eq(host_local),
+                cm.ed_sel.eq(is_ew_run & (ins.dm == k) & (op == Op.PRIOR)),
+                cm.ea.eq(Mux(is_pu, pu.ea, Mux(op == Op.SOFTMAX, loss.ea, ew.ea)) + ins.ao),
+                cm.eb.eq(Mux(is_pu, pu.eb, Mux(op == Op.SOFTMAX, loss.eb, ew.eb)) + ins.bo),
+                cm.ec.eq(Mux(is_pu, pu.ec, ew.ec) + ins.co), cm.ed.eq(pu.ed + ins.do), cm.host_addr.eq(host_local),
             ]
             rt.d.comb += [cm.l_addr[p].eq(eng.l_addr[p] + ins.ao) for p in range(P)]
             rt.d.comb += [cm.r_addr[q].eq(eng.r_addr[q] + ins.bo) for q in range(Q)]
@@ -296,7 +330,7 @@ class Accelerator(wiring.Component):
                 rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(mw_addr + w_off), cm.w_data.eq(mw_data)]
             with rt.Elif(host_ok & self.host_we & host_hit & (host_mem == k)):
                 rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(host_local), cm.w_data.eq(self.host_wdata)]
-            rt.d.comb += [cm.v_en.eq(ew.v_en & (ins.cm == k)), cm.v_addr.eq(ew.v_addr + ins.co), cm.v_data.eq(ew.v_data)]
+            rt.d.comb += [cm.v_en.eq(sw_en & (s_mem == k)), cm.v_addr.eq(sw_addr + s_off), cm.v_data.eq(sw_data)]
             for q in range(1, Q if "O" in cm.roles else 0):
                 rt.d.comb += [cm.e_en[q - 1].eq(e_en[q] & (ins.cm == k)), cm.e_addr[q - 1].eq(lanes[q].out_index + ins.co),
                               cm.e_data[q - 1].eq(lanes[q].code)]
@@ -318,15 +352,20 @@ class Accelerator(wiring.Component):
             if len(cm.data) > 2:
                 with gt.If(ins.cm == k):
                     gt.d.comb += ew.dc.eq(cm.data[2])
+            if len(cm.data) > 3:
+                with gt.If(ins.dm == k):
+                    gt.d.comb += pu.dd.eq(cm.data[3])
+        gt.d.comb += [pu.da.eq(ew.da), pu.db.eq(ew.db), pu.dc.eq(ew.dc)]
 
         # Saturation counters: one per counted buffer.
-        w_id = Mux(op == Op.SGD, ins.a, ins.c)
+        w_id = Mux(op == Op.SGD, ins.a, Mux(op == Op.PRIOR, ins.b, ins.c))
+        s_id = Mux(op == Op.LAMBDA, ins.d, ins.c)
         for pl in pls:
             counter = f"sat.{pl.name}"
             if counter not in regs:
                 continue
             i = pl.index
-            inc = (mw_en & mw_sat & (w_id == i)) | (ew.v_en & ew.v_sat & (ins.c == i))
+            inc = (mw_en & mw_sat & (w_id == i)) | (sw_en & sw_sat & (s_id == i))
             lanes_sat = sum((e_en[q] & lanes[q].saturated & (ins.c == i)) for q in range(Q))
             with m.If(inc | (lanes_sat != 0)):
                 m.d.sync += regs[counter].eq(regs[counter] + inc + lanes_sat)
@@ -372,8 +411,9 @@ class Accelerator(wiring.Component):
 
         # --- sequencer
         m.d.comb += [self.busy.eq(running), self.done.eq(done)]
-        is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE)
-        unit_busy = Mux(op == Op.CONTRACT, eng_busy, Mux(op == Op.SOFTMAX, loss.busy, ew.busy))
+        is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE) & ~is_pu
+        unit_busy = Mux(op == Op.CONTRACT, eng_busy, Mux(op == Op.SOFTMAX, loss.busy, Mux(is_pu, pu.busy, ew.busy)))
+        prior_on = regs["prior.on"] if "prior.on" in regs else 1
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
             with m.Switch(phase):
@@ -384,12 +424,12 @@ class Accelerator(wiring.Component):
                 with m.Case(2):
                     with m.If(op == Op.END):
                         m.d.sync += [running.eq(0), done.eq(1), regs["step"].eq(regs["step"] + 1), pc.eq(0)]
-                    with m.Elif(op == Op.SCALE):
+                    with m.Elif((op == Op.SCALE) | (is_pu & ~prior_on)):
                         m.d.comb += scaling.eq(1)
                         m.d.comb += advance.eq(1)
                         m.d.sync += phase.eq(0)
                     with m.Else():
-                        m.d.comb += [eng.start.eq(op == Op.CONTRACT), ew.start.eq(is_ew), loss.start.eq(op == Op.SOFTMAX)]
+                        m.d.comb += [eng.start.eq(op == Op.CONTRACT), ew.start.eq(is_ew), loss.start.eq(op == Op.SOFTMAX), pu.start.eq(is_pu)]
                         m.d.sync += phase.eq(3)
                 with m.Case(3):
                     with m.If(~unit_busy):

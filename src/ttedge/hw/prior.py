@@ -1,0 +1,197 @@
+"""The rank-prior unit: PriorGrad (the penalty's gradient into a core gradient) and LambdaUpdate
+(the damped EM step of one bond's variances and their inverses), as ``ttedge.fixed.program``
+defines them, bit for bit.
+
+Both walk a core in its stored (out, contract) matrix layout, where the rank index of a bond is a
+mixed-radix digit of the flat element index e: digit = (e // stride) % size. A digit counter
+(an inner count to ``stride`` and the digit itself) follows it, so nothing divides.
+
+**PriorGrad** (word: a = core, b = gradient, c / d = left / right precision buffers, flags ``pl`` /
+``pr`` say the bond exists; ``nylo``/``nyhi`` = stride and size of the left digit, ``nzlo``/``nzhi``
+of the right one; k1 = c, the 16-bit constant; k2 = coef_frac + fG + fP). One element per cycle::
+
+    t    addresses: core[e], grad[e], prec_left[a], prec_right[b]
+    t+1  T = k1 * G * (Pl + Pr)  into OutputStage 1 (shift k2 - fg, nearest, 48-bit clamp)
+    t+3  g + U into OutputStage 2 (shift 0, nearest, the gradient's width: saturation counted)
+    t+5  written to grad[e] (main write slot)
+
+so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles.
+
+**LambdaUpdate** (word: a / b = the bond's left / right cores, c = lambda, d = precision; ``nx``
+elements of the left core with the bond's digit at stride ``nylo``, size ``nyhi`` = the rank;
+``nzlo`` elements of the right core, digit stride ``nzhi``; k1 = s (signed), k2 = the damping
+shift, k3 = two_beta, k4 = den, k5 = fP + fL). First every element of both cores is squared and
+added into its rank's accumulator (one element per cycle, then one cycle to drain); then per rank
+index t, sequentially (:data:`LAMBDA_PER_RANK` cycles each): read lambda[t], divide
+(M + two_beta) << s by den (or by den << -s) on the divider, form the damped and clamped lambda,
+divide 2**(fP + fL) by it on the same divider, clamp, and write lambda[t] (main slot) and
+precision[t] (second slot) in one cycle, each with its saturation flag.
+
+:func:`ttedge.hw.cycles.instruction_cycles` counts both; a test checks it against simulation.
+"""
+
+# No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
+
+from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.data import StructLayout
+from amaranth.lib.wiring import In, Out
+
+from .arith import Divider, divider_cycles
+from .isa import Op
+from .requant import SHIFT_BITS, OutputStage, RoundingMode
+from .scale import FRAC_BITS
+
+__all__ = ["PriorUnit", "PRIOR_FLUSH", "LAMBDA_DRAIN", "LAMBDA_PER_RANK"]
+
+_W = 64  # bits of the datapath (the reference's int64 codes)
+PRIOR_FLUSH = 6  # PriorGrad: the start cycle and 5 pipeline cycles after the last issue
+LAMBDA_DRAIN = 2  # LambdaUpdate: the start cycle and the cycle the last square lands
+_DIV = divider_cycles(_W)
+LAMBDA_PER_RANK = 2 * _DIV + 2  # read lambda[t], first division, second division, write
+
+
+class PriorUnit(wiring.Component):
+    """PriorGrad and LambdaUpdate (module docstring).
+
+    ``g_widths``: the widths of every PriorGrad gradient; ``max_rank``: the largest bond rank;
+    ``lam_max`` / ``prec_max``: the largest lambda and precision codes (one format each per program).
+    """
+
+    def __init__(self, layout: StructLayout, addr_bits: int, g_widths: list[int], max_rank: int, lam_max: int, prec_max: int) -> None:
+        self.g_widths, self.max_rank = sorted(set(g_widths)) or [2], max(max_rank, 1)
+        self.lam_max, self.prec_max = lam_max, prec_max
+        A = unsigned(addr_bits)
+        super().__init__({
+            "start": In(1), "word": In(layout), "busy": Out(1),
+            "fb": In(FRAC_BITS), "w_sel": In(range(len(self.g_widths))),
+            "ea": Out(A), "eb": Out(A), "ec": Out(A), "ed": Out(A),
+            "da": In(signed(_W)), "db": In(signed(_W)), "dc": In(signed(_W)), "dd": In(signed(_W)),
+            "w_en": Out(1), "w_addr": Out(A), "w_data": Out(signed(_W)), "w_sat": Out(1),
+            "v_en": Out(1), "v_addr": Out(A), "v_data": Out(signed(_W)), "v_sat": Out(1),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        w = self.word
+        nb = w.nx.shape().width + 2
+        prior = Signal()
+        m.d.comb += prior.eq(w.op == Op.PRIOR)
+        S = lambda name: Signal(signed(nb), name=name)  # noqa: E731
+
+        # --- the element walk: e and two digit counters (count within the stride, digit)
+        issuing, second = Signal(), Signal()  # second: LambdaUpdate walking the right core
+        e, ca, a, cb, b = S("e"), S("ca"), S("a"), S("cb"), S("b")
+        count = Mux(second, w.nzlo, w.nx)
+        last = e == count - 1
+
+        def digit_next(c: Signal, d: Signal, stride: object, size: object) -> list[object]:
+            wrap = c == stride - 1
+            return [c.eq(Mux(wrap, 0, c + 1)), d.eq(Mux(wrap, Mux(d == size - 1, 0, d + 1), d))]
+
+        ranks = Signal()  # LambdaUpdate: in its per-rank phase
+        drain = Signal()  # LambdaUpdate: the cycle between the last square's issue and the ranks
+        with m.If(self.start):
+            m.d.sync += [issuing.eq(1), second.eq(0), e.eq(0), ca.eq(0), a.eq(0), cb.eq(0), b.eq(0)]
+        with m.Elif(issuing):
+            m.d.sync += e.eq(Mux(last, 0, e + 1))
+            with m.If(prior):
+                m.d.sync += digit_next(ca, a, w.nylo, w.nyhi) + digit_next(cb, b, w.nzlo, w.nzhi)
+            with m.Else():
+                m.d.sync += digit_next(ca, a, Mux(second, w.nzhi, w.nylo), w.nyhi)
+            with m.If(last):
+                with m.If(prior | second):
+                    m.d.sync += issuing.eq(0)
+                    m.d.sync += drain.eq(~prior)
+                with m.Else():
+                    m.d.sync += [second.eq(1), ca.eq(0), a.eq(0)]
+        m.d.comb += [self.ea.eq(e), self.eb.eq(e), self.ed.eq(b)]
+
+        depth = 6
+        valid = [Signal(name=f"valid{t}") for t in range(depth)]
+        index = [Signal(signed(nb), name=f"index{t}") for t in range(depth)]
+        m.d.comb += [valid[0].eq(issuing & prior), index[0].eq(e)]
+        for t in range(1, depth):
+            m.d.sync += [valid[t].eq(valid[t - 1]), index[t].eq(index[t - 1])]
+
+        # --- PriorGrad: T = k1 * G * (Pl + Pr), U = its 48-bit rounding at g's frac, g + U saturated
+        psum = Signal(signed(_W))
+        m.d.comb += psum.eq(Mux(w.pl, self.dc, 0) + Mux(w.pr, self.dd, 0))
+        t_val = Signal(signed(_W))
+        m.d.comb += t_val.eq((w.k1 * self.da[:32].as_signed() * psum[:40].as_signed())[:_W].as_signed())
+        os1 = m.submodules.os1 = OutputStage(_W, 48)
+        shift = Signal(signed(SHIFT_BITS))
+        m.d.comb += shift.eq(w.k2 - self.fb)
+        m.d.comb += [os1.value.eq(t_val), os1.shift.eq(shift), os1.rounding.eq(RoundingMode.NEAREST), os1.valid.eq(valid[1])]
+        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(3)]  # g at t+1 .. t+3
+        m.d.comb += g_d[0].eq(self.db)
+        for t in range(1, 3):
+            m.d.sync += g_d[t].eq(g_d[t - 1])
+        code, sat = Signal(signed(_W)), Signal()
+        for k, gw in enumerate(self.g_widths):
+            os2 = m.submodules[f"os2_{k}"] = OutputStage(_W, gw)
+            m.d.comb += [os2.value.eq(g_d[2] + os1.code), os2.shift.eq(0), os2.rounding.eq(RoundingMode.NEAREST),
+                         os2.valid.eq(valid[3])]
+            with m.If(self.w_sel == k):
+                m.d.comb += [code.eq(os2.code), sat.eq(os2.saturated)]
+
+        # --- LambdaUpdate: squares into per-rank accumulators (data one cycle after the issue)
+        acc = Array(Signal(unsigned(_W), name=f"acc{t}", reset_less=True) for t in range(self.max_rank))
+        sq_valid, sq_second = Signal(), Signal()
+        sq_digit = Signal(range(self.max_rank))
+        m.d.sync += [sq_valid.eq(issuing & ~prior), sq_second.eq(second), sq_digit.eq(a)]
+        with m.If(self.start):
+            m.d.sync += [acc[t].eq(0) for t in range(self.max_rank)]
+        value = Signal(signed(32))
+        m.d.comb += value.eq(Mux(sq_second, self.db, self.da)[:32].as_signed())
+        with m.If(sq_valid):
+            m.d.sync += acc[sq_digit].eq(acc[sq_digit] + value * value)
+
+        # --- LambdaUpdate: per rank index, two divisions on one divider
+        div = m.submodules.div = Divider(_W, _W)
+        rank = Signal(range(self.max_rank + 1))
+        step = Signal(range(LAMBDA_PER_RANK + 1))
+        lam, lamc, new = (Signal(signed(_W + 2), name=n) for n in ("lam", "lamc", "new"))
+        lam_sat = Signal()
+        num = Signal(unsigned(_W))
+        m.d.comb += num.eq(acc[rank] + w.k3)
+        s, k = w.k1, w.k2[:6]
+        diff = Signal(signed(_W + 2))
+        m.d.comb += diff.eq(div.quotient - lam)
+        half = (Const(1, _W + 2) << (k - 1)[:6])[: _W + 2]
+        m.d.comb += new.eq(lam + Mux(k == 0, diff, (diff + half) >> k))
+        clamped = Signal(signed(_W + 2))
+        m.d.comb += clamped.eq(Mux(new < 1, 1, Mux(new > self.lam_max, self.lam_max, new)))
+        prec = Signal(signed(_W + 2))
+        m.d.comb += prec.eq(Mux(div.quotient > self.prec_max, self.prec_max, div.quotient))
+        m.d.comb += self.ec.eq(Mux(prior, a, rank))
+        with m.If(self.start):
+            m.d.sync += [rank.eq(0), step.eq(0), ranks.eq(0), drain.eq(0)]
+        with m.Elif(drain):
+            m.d.sync += [drain.eq(0), ranks.eq(1), step.eq(0)]
+        with m.Elif(ranks):
+            m.d.sync += step.eq(step + 1)
+            with m.If(step == 1):  # lambda[t] on the read port: (M + 2 beta) << s over den
+                m.d.sync += lam.eq(self.dc)
+                m.d.comb += div.start.eq(1)
+                with m.If(s >= 0):
+                    m.d.comb += [div.num.eq(num << s[:7]), div.den.eq(w.k4)]
+                with m.Else():
+                    m.d.comb += [div.num.eq(num), div.den.eq(w.k4 << (-s)[:7])]
+            with m.If(step == 1 + _DIV):  # the damped, clamped lambda; then 2**(fP + fL) over it
+                m.d.sync += [lamc.eq(clamped), lam_sat.eq(clamped != new)]
+                m.d.comb += [div.start.eq(1), div.num.eq(Const(1, _W) << w.k5[:6]), div.den.eq(clamped)]
+            with m.If(step == LAMBDA_PER_RANK - 1):
+                m.d.sync += [step.eq(0), rank.eq(rank + 1)]
+                with m.If(rank == w.nyhi - 1):
+                    m.d.sync += ranks.eq(0)
+        writing = ranks & (step == LAMBDA_PER_RANK - 1)
+
+        # --- write slots: PriorGrad's gradient, or LambdaUpdate's lambda (main) and precision (second)
+        m.d.comb += [
+            self.w_en.eq(valid[5] | writing), self.w_addr.eq(Mux(prior, index[5], rank)),
+            self.w_data.eq(Mux(prior, code, lamc)), self.w_sat.eq(Mux(prior, sat, lam_sat)),
+            self.v_en.eq(writing), self.v_addr.eq(rank), self.v_data.eq(prec), self.v_sat.eq(prec != div.quotient),
+        ]
+        m.d.comb += self.busy.eq(self.start | issuing | drain | ranks | valid[1] | valid[2] | valid[3] | valid[4] | valid[5])
+        return m
