@@ -56,9 +56,12 @@ class PriorUnit(wiring.Component):
 
     ``g_widths``: the widths of every PriorGrad gradient; ``max_rank``: the largest bond rank;
     ``lam_max`` / ``prec_max``: the largest lambda and precision codes (one format each per program).
+    Without ``enabled`` (a program without the prior) the unit is empty and its outputs stay 0.
     """
 
-    def __init__(self, layout: StructLayout, addr_bits: int, g_widths: list[int], max_rank: int, lam_max: int, prec_max: int) -> None:
+    def __init__(self, layout: StructLayout, addr_bits: int, g_widths: list[int], max_rank: int, lam_max: int, prec_max: int,
+                 enabled: bool = True) -> None:
+        self.enabled = enabled
         self.g_widths, self.max_rank = sorted(set(g_widths)) or [2], max(max_rank, 1)
         self.lam_max, self.prec_max = lam_max, prec_max
         A = unsigned(addr_bits)
@@ -73,6 +76,8 @@ class PriorUnit(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        if not self.enabled:
+            return m
         w = self.word
         nb = w.nx.shape().width + 2
         prior = Signal()

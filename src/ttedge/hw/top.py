@@ -211,7 +211,8 @@ class Accelerator(wiring.Component):
             raise ConfigError("the accelerator has one prior unit, but the program's LambdaUpdates use different formats; compile one lambda format.")
         lam_max, prec_max = limits.pop() if limits else (1, 1)
         pu = m.submodules.prior = PriorUnit(layout, self.addr_bits, [pls[w["b"]].width for w in words if w["op"] == Op.PRIOR],
-                                            max([w["nyhi"] for w in words if w["op"] == Op.LAMBDA] + [1]), lam_max, prec_max)
+                                            max([w["nyhi"] for w in words if w["op"] == Op.LAMBDA] + [1]), lam_max, prec_max,
+                                            enabled=any(w["op"] in (Op.PRIOR, Op.LAMBDA) for w in words))
         is_pu = (op == Op.PRIOR) | (op == Op.LAMBDA)
         # The main write slot: the elementwise, loss or prior unit's (one at a time); the second
         # slot: the elementwise unit's velocity or the prior unit's precision.
