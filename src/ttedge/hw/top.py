@@ -27,7 +27,7 @@
 from typing import Mapping
 
 import numpy as np
-from amaranth import Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -414,7 +414,7 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.busy.eq(running), self.done.eq(done)]
         is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE) & ~is_pu
         unit_busy = Mux(op == Op.CONTRACT, eng_busy, Mux(op == Op.SOFTMAX, loss.busy, Mux(is_pu, pu.busy, ew.busy)))
-        prior_on = regs["prior.on"] if "prior.on" in regs else 1
+        prior_on = regs["prior.on"] if "prior.on" in regs else Const(1, 1)
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
             with m.Switch(phase):
