@@ -50,6 +50,27 @@ def test_memory_map_places_every_buffer_once() -> None:
     assert "x" in mm.describe()
 
 
+def test_rank_prior_registers_and_unsigned_words() -> None:
+    """With the rank prior: the host register prior.on, and lambdas / precisions (unsigned codes)
+    in words one bit wider than their codes, so a code with its top bit set reads as its value."""
+    from ttedge.fixed import PriorConfig
+    from ttedge.fixed.program import LambdaUpdate, PriorGrad
+
+    gen = torch.Generator().manual_seed(0)
+    model = MLP([TTLinear([2, 2, 2], [2, 2, 2], 2, generator=gen), TTLinear([2, 4], [2, 5], 2, generator=gen)], 10)
+    program = compile_program(model, PrecisionConfig(), 2, PriorConfig())  # type: ignore[arg-type]
+    mm = MemoryMap(program, AcceleratorConfig())
+    interp = Interpreter(program, model)
+    assert "prior.on" in mm.registers and set(mm.registers) == set(interp.state) - {b.name for b in program.buffers}
+    lam = next(i for i in program.instructions if isinstance(i, LambdaUpdate))
+    for name in (lam.lam, lam.prec):
+        fmt = program.buffer(name).fmt
+        assert not fmt.signed and mm.placement(name).width == fmt.width + 1
+    words = encode_program(program, AcceleratorConfig()).words
+    prior = next(w for w, i in zip(words, program.instructions) if isinstance(i, PriorGrad))
+    assert prior["pl"] + prior["pr"] >= 1
+
+
 def test_adam_and_unknown_instructions_are_refused() -> None:
     program, _ = small_program(optimizer="adam")
     with pytest.raises(ConfigError, match=r"\(AdamUpdate\) is not supported by the accelerator"):
@@ -134,3 +155,20 @@ def test_host_port_reads_and_writes_memories_and_registers() -> None:
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("order", ["rtl", "ltr"])
+def test_rank_digits_follow_the_stored_core_layout(order: str) -> None:
+    """isa.rank_digit: (e // stride) % size is the left / right rank index of stored element e."""
+    from ttedge.hw.isa import rank_digit
+    from ttedge.tt.apply import core_matrix
+
+    shape = (3, 2, 5, 4)
+    r0, m, n, r1 = shape
+    index = torch.arange(r0 * m * n * r1).reshape(shape)
+    flat_left = core_matrix(index // (m * n * r1), order).reshape(-1)  # type: ignore[arg-type]
+    flat_right = core_matrix(index % r1, order).reshape(-1)  # type: ignore[arg-type]
+    (sa, na), (sb, nb) = rank_digit(shape, order, "r0"), rank_digit(shape, order, "r1")
+    e = torch.arange(flat_left.numel())
+    assert (na, nb) == (r0, r1)
+    assert torch.equal((e // sa) % na, flat_left) and torch.equal((e // sb) % nb, flat_right)
