@@ -84,6 +84,15 @@ def _cmd_hw(args: argparse.Namespace, overrides: list[str]) -> int:
     if args.hw_command == "synth":
         from .synth import synthesize
 
+        if args.target == "up5k":  # the whole step's fit first: place and route only follows a fit
+            from .hw.top import Accelerator
+            from .synth import fit_up5k
+
+            fit = fit_up5k(Accelerator(program, acc, interp.state_dict(), external_memories=True), Path(args.out) / "fit")
+            print(json.dumps(fit.to_flat(), indent=2) if args.json else fit.render())
+            if not fit.fits:
+                print(f"error: {fit.message()}", file=sys.stderr)
+                return 1
         files = generate(program, interp.state_dict(), acc, args.out)
         result = synthesize(files["accelerator.v"], "ttedge_accelerator", args.target, args.out,
                             clock_mhz=args.clock_mhz or cfg.report.clock_mhz)

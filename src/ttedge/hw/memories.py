@@ -66,10 +66,12 @@ class ClassMemory(Elaboratable):
         ports = [(self.w_en, self.w_addr, self.w_data)] + list(zip(self.e_en, self.e_addr, self.e_data))
         return ports + ([(self.v_en, self.v_addr, self.v_data)] if "V" in self.roles else [])
 
-    def verilog(self, init_file: str = "") -> str:
-        """The external memory module of this class (``external`` set), initialized from ``init_file``."""
+    def verilog(self, init_file: str = "", blackbox: bool = False) -> str:
+        """The external memory module of this class (``external`` set), initialized from ``init_file``;
+        with ``blackbox`` its ports only, marked ``(* blackbox *)`` for synthesis of the rest."""
         assert self.external is not None
-        return memory_verilog(self.external, self.width, self.depth, self.addr_bits, len(self.data), len(self.write_ports()), init_file)
+        return memory_verilog(self.external, self.width, self.depth, self.addr_bits, len(self.data), len(self.write_ports()),
+                              init_file, blackbox)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -108,17 +110,21 @@ class ClassMemory(Elaboratable):
         return m
 
 
-def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int, init_file: str = "") -> str:
+def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int, init_file: str = "",
+                   blackbox: bool = False) -> str:
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` synchronous
     read ports (``rdata<j>`` holds the word at ``raddr<j>`` of the previous edge, the old word when
     that edge also writes it, as Amaranth's ports do) and ``writes`` write ports (a later port wins
     on the same address; the accelerator never writes one address twice in a cycle). With
     ``init_file`` the words start from it (``$readmemh``: one hex word a line); without, at whatever
-    the tool gives (zero under Verilator): the host writes the state before a step reads it."""
+    the tool gives (zero under Verilator): the host writes the state before a step reads it. With
+    ``blackbox``: the ports only, a ``(* blackbox *)`` stub."""
     a, w = addr_bits - 1, width - 1
     ports = ["input wire clk"]
-    ports += [f"input wire [{a}:0] raddr{j}, output reg signed [{w}:0] rdata{j}" for j in range(reads)]
+    ports += [f"input wire [{a}:0] raddr{j}, output {'wire' if blackbox else 'reg'} signed [{w}:0] rdata{j}" for j in range(reads)]
     ports += [f"input wire we{j}, input wire [{a}:0] waddr{j}, input wire [{w}:0] wdata{j}" for j in range(writes)]
+    if blackbox:
+        return "\n".join(["(* blackbox *)", f"module {name} (", ",\n".join(f"  {p}" for p in ports), ");", "endmodule", ""])
     lines = [f"module {name} (", ",\n".join(f"  {p}" for p in ports), ");",
              f"  reg signed [{w}:0] mem [0:{depth - 1}];"]
     if init_file:

@@ -125,15 +125,16 @@ class Accelerator(wiring.Component):
         self.profile: Memory | None = None  # the performance counters (set by elaborate)
         self.class_memories: list[ClassMemory] = []  # one per width class (set by elaborate)
 
-    def verilog(self, init_files: list[str] | None = None) -> str:
+    def verilog(self, init_files: list[str] | None = None, blackbox_memories: bool = False) -> str:
         """The design as Verilog (top module ``ttedge_accelerator``); with ``external_memories``
-        followed by the memory modules, memory k read from ``init_files[k]`` when given."""
+        followed by the memory modules, memory k read from ``init_files[k]`` when given, or with
+        ``blackbox_memories`` only their port declarations (to synthesize everything else)."""
         from amaranth.back import verilog as back
 
         text = back.convert(self, name="ttedge_accelerator")
         if self.external_memories:
             files = init_files or [""] * len(self.class_memories)
-            text += "\n" + "\n".join(cm.verilog(f) for cm, f in zip(self.class_memories, files))
+            text += "\n" + "\n".join(cm.verilog(f, blackbox_memories) for cm, f in zip(self.class_memories, files))
         return text
 
     def elaborate(self, platform: object) -> Module:

@@ -168,12 +168,20 @@ def build_report(d: ReportData, folder: str | Path) -> Path:
             f"code's order) needs {rtl:,}, {rtl / chosen:.2f}x as many."],
             [Table(["layer", "order run", "step MACs", "right-to-left", "best of all orders"], rows, {2, 3})]))
     if d.synth:
-        rows = [[t, k, str(v)] for t, r in d.synth.items() for k, v in r.items()]
+        rows = [[t, k, str(v)] for t, r in d.synth.items() for k, v in r.items() if not isinstance(v, dict)]
         images = [("resources.png", "resources vs capacity")] if _resources_plot(d.synth, folder / "resources.png") else []
         sections.append(Section("Synthesis, place and route", [
             "ECP5 figures come from Yosys and nextpnr (real place and route, Fmax as nextpnr reports it). Zynq "
             "UltraScale+ figures are Yosys synth_xilinx resource estimates only: its timing needs Vivado."],
             [Table(["target", "key", "value"], rows)], images))
+    fit = (d.synth or {}).get("up5k", {}).get("up5k.fit")
+    if fit:
+        sections.append(Section("iCE40 UP5K: does the whole training step fit?", [
+            "Memories from the plan of every buffer of the step; logic from Yosys synth_ice40 of the accelerator "
+            "with its memories as black boxes (ttedge.synth.fit).", fit["message"], fit["logic"]]
+            + ([fit["shrink"]] if fit["shrink"] else []),
+            [Table(["unit", "instances", "LUT4", "flip-flops"], fit["units"], {1, 2, 3}),
+             Table(["buffer", "kind", "bits", "placed"], fit["buffers"], {2})]))
     if d.cycles is not None:
         _cycles_plot(d.cycles, folder / "cycles.png")
         rows = [[k, f"{v:,}", f"{d.cycles['macs_by_kind'].get(k, 0):,}"] for k, v in d.cycles["cycles_by_kind"].items()]

@@ -14,6 +14,7 @@ from ..errors import ToolError
 from .baseline import BaselineError, Tolerance, check_against_baseline, compare_to_baseline, write_baseline
 from .devices import DEVICES, UP5K, ZU3EG, Device, ResourceUse, ecp5_device
 from .energy import ECP5_85F, EnergyModel, OpCounts, latency_s
+from .fit import Up5kFit, fit_up5k
 from .flow import SynthesisError, SynthResult, synthesize
 from .netcheck import NetlistCheck, check_netlist
 from .pins import serial_wrapper
@@ -21,6 +22,8 @@ from .tools import find_tool
 from .up5k import Up5kMemoryPlan, plan_up5k_memories, render_up5k_plan
 
 __all__ = [
+    "Up5kFit",
+    "fit_up5k",
     "DEVICES",
     "ECP5_85F",
     "UP5K",
