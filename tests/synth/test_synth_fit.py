@@ -23,7 +23,9 @@ from ttedge.tt import TTLinear
 def small_accelerator(**kw: object) -> Accelerator:
     gen = torch.Generator().manual_seed(0)
     model = MLP([TTLinear([2, 4], [2, 3], 2, generator=gen), TTLinear([2, 3], [2, 5], 2, generator=gen)], 10)  # type: ignore[arg-type]
-    return Accelerator(compile_program(model, PrecisionConfig(), 1), AcceleratorConfig(p=1, q=1), **kw)  # type: ignore[arg-type]
+    dut = Accelerator(compile_program(model, PrecisionConfig(), 1), AcceleratorConfig(p=1, q=1), **kw)  # type: ignore[arg-type]
+    dut._MustUse__silence = True  # type: ignore[attr-defined]  # some tests read its program without elaborating it
+    return dut
 
 
 def netlist(path: Path, top_luts: int, ew_luts: int, lanes: int) -> Path:
@@ -99,3 +101,19 @@ def test_report_and_cli_show_the_fit(tmp_path: Path, fake_tools: Path, monkeypat
     md = build_report(ReportData("tiny", synth={"up5k": {**fit.to_flat(), "up5k.fit": fit.summary()}}), tmp_path / "report").read_text()
     assert "## iCE40 UP5K: does the whole training step fit?" in md and fit.message() in md
     assert "| l0.core0 | core |" in md and "up5k.fit" not in md
+
+
+def test_synthesis_takes_the_memory_images_along(tmp_path: Path, fake_tools: Path) -> None:
+    """``ttedge hw generate``'s Verilog reads mem<k>.hex by relative path; synthesizing it from
+    another folder copies the images beside design.v, and a missing image is named."""
+    from ttedge.hw.generate import generate
+    from ttedge.synth import synthesize
+
+    dut = small_accelerator()
+    files = generate(dut.program, {}, dut.config, tmp_path / "hw")
+    synthesize(files["accelerator.v"], "expneg", "xcup", tmp_path / "synth")  # the stand-in replays the ExpNeg netlist
+    for k in range(len([f for f in files if f.startswith("mem") and f.endswith(".hex")])):
+        assert (tmp_path / "synth" / f"mem{k}.hex").read_text() == (tmp_path / "hw" / f"mem{k}.hex").read_text()
+    (tmp_path / "hw" / "mem0.hex").unlink()
+    with pytest.raises(ConfigError, match="reads the memory image mem0.hex, which is not beside it"):
+        synthesize(files["accelerator.v"], "expneg", "xcup", tmp_path / "synth2")

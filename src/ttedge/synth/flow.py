@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -123,12 +124,20 @@ class SynthResult:
 
 
 def _design_file(verilog: str | Path, out_dir: Path) -> Path:
-    """Copy the design (Verilog text, or a path to it) to ``out_dir/design.v``; the tools run there."""
+    """Copy the design (Verilog text, or a path to it) to ``out_dir/design.v``; the tools run there.
+    The memory images a file's ``$readmemh`` names by a relative path (``ttedge hw generate``'s
+    ``mem<k>.hex``) are copied beside it."""
     if isinstance(verilog, Path) or ("\n" not in verilog and "module" not in verilog):
         path = Path(verilog)
         if not path.is_file():
             raise ConfigError(f"the Verilog file {path} does not exist; pass its path or the Verilog text.")
         text = path.read_text()
+        for name in set(re.findall(r'\$readmemh\("([^"/]+)"', text)):
+            image = path.parent / name
+            if not image.is_file():
+                raise ConfigError(f"{path} reads the memory image {name}, which is not beside it; generate the design again.")
+            if image.resolve() != (out_dir / name).resolve():
+                shutil.copyfile(image, out_dir / name)
     else:
         text = verilog
     for stale in ("netlist.json", "netlist.v", "report.json"):  # never read a previous run's output
