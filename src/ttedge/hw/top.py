@@ -271,16 +271,9 @@ class Accelerator(wiring.Component):
             elif wd["op"] == Op.SOFTMAX:
                 roles[wd["am"]].add("EA")
                 roles[wd["bm"]].add("EB")
-            elif wd["op"] == Op.PRIOR:
-                roles[wd["am"]].add("EA")
-                roles[wd["bm"]].add("EB")
-                roles[wd["cm"]].add("EC")
-                roles[wd["dm"]].add("ED")
-            elif wd["op"] == Op.LAMBDA:
-                roles[wd["am"]].add("EA")
-                roles[wd["bm"]].add("EB")
-                roles[wd["cm"]].add("EC")
-                roles[wd["dm"]].add("V")
+            elif wd["op"] in (Op.PRIOR, Op.LAMBDA):  # reads a, b, c; d: PriorGrad reads it, LambdaUpdate writes it
+                for slot, role in zip("abcd", ("EA", "EB", "EC", "ED" if wd["op"] == Op.PRIOR else "V")):
+                    roles[wd[slot + "m"]].add(role)
             elif wd["op"] not in (Op.END, Op.SCALE):
                 roles[wd["am"]].add("EA")
                 if wd["op"] in (Op.BIAS_ADD, Op.RELU_GRAD, Op.SGD):
