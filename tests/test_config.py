@@ -44,6 +44,7 @@ def test_overrides_are_typed() -> None:
         (["--train=3"], r"^\[train\] must be a table, got 3\.$"),
         (["--bogus=1"], r"^unknown key bogus; the keys of the top level are: bayes, data, fixed, hw, memory, model, name, out_dir, report, train\.$"),
         (["train.epochs=3"], r"^cannot read override 'train\.epochs=3'; write it as --section\.key=value\.$"),
+        (['--report.targets=["ice40"]'], r"^report\.targets: unknown synthesis target\(s\) \['ice40'\]; use ecp5, xcup and/or up5k\.$"),
     ],
 )
 def test_bad_values_are_refused_with_one_sentence(overrides: list[str], message: str) -> None:

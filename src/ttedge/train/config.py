@@ -225,14 +225,14 @@ class ReportConfig:
     """What ``ttedge report`` (the whole pipeline) measures besides training."""
 
     sim_steps: int = at_least(2, 1)  # training steps simulated and checked bit for bit
-    targets: list[str] = field(default_factory=lambda: ["ecp5", "xcup"])  # synthesis targets
+    targets: list[str] = field(default_factory=lambda: ["ecp5", "xcup"])  # synthesis targets; "up5k": the fit of the whole step first
     clock_mhz: float = 125.0  # clock requested from place and route
     cpu_steps: int = at_least(30, 1)  # timed PyTorch steps per CPU measurement
 
     def __post_init__(self) -> None:
-        unknown = [t for t in self.targets if t not in ("ecp5", "xcup")]
+        unknown = [t for t in self.targets if t not in ("ecp5", "xcup", "up5k")]
         if unknown:
-            raise ConfigError(f"report.targets: unknown synthesis target(s) {unknown}; use ecp5 and/or xcup.")
+            raise ConfigError(f"report.targets: unknown synthesis target(s) {unknown}; use ecp5, xcup and/or up5k.")
         if not self.clock_mhz > 0:
             raise ConfigError(f"report.clock_mhz must be positive, got {self.clock_mhz!r}.")
 
