@@ -164,6 +164,11 @@ class FixedConfig:
     lam: str = _precision_default("lam")  # rank variances lambda, unsigned (with [bayes] enabled)
     prec: str = _precision_default("prec")  # their inverses 1 / lambda, unsigned (with [bayes] enabled)
     calibrate_rounds: int = at_least(16, 0)  # passes setting the dynamic scales on the first batch; 0: none
+    # The dynamic scales' controller (ttedge.fixed.ScaleRule); the defaults are its own. At batch 1
+    # a slower rise (scale_down_after, scale_max_step) keeps range for the rare large errors.
+    scale_up_after: int = at_least(2, 1)  # steps in a row near the top of the range before it doubles
+    scale_down_after: int = at_least(8, 1)  # steps in a row in the bottom of the range before it shrinks
+    scale_max_step: int = at_least(8, 1)  # most fractional bits the range gains at once
     lr_decay_epochs: list[int] = field(default_factory=list)  # after each listed epoch the learning rate halves
     order_search: str = choice("", "macs", "peak")  # "": model.order's sweeps; else each layer's best sweep by this objective
 
@@ -187,7 +192,7 @@ class FixedConfig:
 
     def precision(self) -> PrecisionConfig:
         """The interpreter's PrecisionConfig: the one place this section maps onto it."""
-        from ..fixed import FixedFormat, PrecisionConfig
+        from ..fixed import FixedFormat, PrecisionConfig, ScaleRule
 
         formats = {name: FixedFormat.parse(getattr(self, name)) for name in _FORMATS}
         return PrecisionConfig(
@@ -197,6 +202,7 @@ class FixedConfig:
             master=FixedFormat.parse(self.master) if self.master else None,
             optimizer=self.optimizer,  # type: ignore[arg-type]
             beta1_shift=self.beta1_shift, beta2_shift=self.beta2_shift, eps_shift=self.eps_shift,
+            scale=ScaleRule(up_after=self.scale_up_after, down_after=self.scale_down_after, max_step=self.scale_max_step),
         )
 
     def precision_strings(self) -> dict[str, str]:
