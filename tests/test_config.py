@@ -64,3 +64,13 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
 def test_override_into_a_value_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"^cannot set --name\.x: name is a value, not a table\.$"):
         apply_overrides({"name": "a"}, ["--name.x=1"])
+
+
+def test_fixed_scale_rule_comes_from_the_config() -> None:
+    from ttedge.fixed import PrecisionConfig, ScaleRule
+
+    assert load_config(RunConfig, None).fixed.precision().scale == PrecisionConfig().scale  # the defaults are the rule's
+    rule = load_config(RunConfig, None, ["--fixed.scale_down_after=256", "--fixed.scale_max_step=1"]).fixed.precision().scale
+    assert rule == ScaleRule(down_after=256, max_step=1)
+    with pytest.raises(ConfigError, match="fixed.scale_up_after must be at least 1"):
+        load_config(RunConfig, None, ["--fixed.scale_up_after=0"])
