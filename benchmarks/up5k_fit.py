@@ -1,12 +1,11 @@
 """Does the MNIST training accelerator fit an iCE40 UP5K? Memory plan and logic cells, measured.
 
-    .venv/bin/python benchmarks/up5k_fit.py [--p 1 --q 1] [--batch 1] [--override --fixed.master=fx<16,1> ...]
+    .venv/bin/python benchmarks/up5k_fit.py [--config configs/mnist_tt_fixed_up5k.toml] [--override --key=value ...]
 
-The configuration: ``configs/mnist_tt_fixed.toml`` at the 304x point (ranks [10, 7, 8] / [8], fc2
-out modes [2, 5], 8-bit cores and biases) with the given overrides, at ``--batch``, on a P x Q array
-(default 1 x 1, the smallest). ``ttedge.synth.fit_up5k`` does the work (its docstring says how):
-every buffer placed in SPRAM and block RAM by the memory plan, and Yosys ``synth_ice40`` of the
-accelerator with its memories as black boxes for the logic, in total and per unit.
+The configuration (default: the UP5K one, with the 304x ranks, batch 1 and a 1 x 1 array from its
+[hw] section) at its training batch. ``ttedge.synth.fit_up5k`` does the work (its docstring says
+how): every buffer placed in SPRAM and block RAM by the memory plan, and Yosys ``synth_ice40`` of
+the accelerator with its memories as black boxes for the logic, in total and per unit.
 
 Writes benchmarks/results/up5k_fit.json and the "up5k-fit" section of benchmarks/RESULTS.md.
 """
@@ -20,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 from ttedge.config import load_config
-from ttedge.hw import AcceleratorConfig
 from ttedge.hw.generate import build
 from ttedge.hw.top import Accelerator
 from ttedge.synth import fit_up5k
@@ -30,32 +28,27 @@ from results_md import write_section  # benchmarks/ is on sys.path when run as a
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- up5k-fit:begin -->", "<!-- up5k-fit:end -->"
-X304 = ["--model.ranks=[[10,7,8],[8]]", "--model.out_modes=[[4,4,2,16],[2,5]]", "--fixed.bias=fx<8,2>"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    ap.add_argument("--p", type=int, default=1)
-    ap.add_argument("--q", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--override", action="append", default=["--fixed.master=fx<16,1>"],
-                    help="config overrides beyond the 304x point (default: a 16-bit master copy of the cores)")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "mnist_tt_fixed_up5k.toml"))
+    ap.add_argument("--override", action="append", default=[], help="config overrides (--section.key=value)")
     args = ap.parse_args()
-    overrides = X304 + args.override
-    cfg = load_config(RunConfig, ROOT / "configs" / "mnist_tt_fixed.toml", overrides)
-    program, interp = build(cfg, args.batch)
-    acc = AcceleratorConfig(p=args.p, q=args.q)
+    cfg = load_config(RunConfig, args.config, args.override)
+    program, interp = build(cfg)
+    acc = cfg.hw.accelerator()
     dut = Accelerator(program, acc, interp.state_dict(), external_memories=True)
     with tempfile.TemporaryDirectory(prefix="up5k_fit_") as tmp:
         fit = fit_up5k(dut, tmp)
     when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    config = "configs/mnist_tt_fixed.toml " + " ".join(overrides)
-    result = {"config": config, "batch": args.batch, "p": acc.p, "q": acc.q, **fit.to_flat(), "units": fit.units,
+    config = " ".join([str(Path(args.config).relative_to(ROOT)) if Path(args.config).is_relative_to(ROOT) else args.config, *args.override])
+    result = {"config": config, "batch": program.batch, "p": acc.p, "q": acc.q, **fit.to_flat(), "units": fit.units,
               "yosys_seconds": fit.seconds, "measured": when}
     (ROOT / "benchmarks" / "results" / "up5k_fit.json").write_text(json.dumps(result, indent=2) + "\n")
     text = fit.render().replace("### iCE40 UP5K fit", "## Does the MNIST training accelerator fit an iCE40 UP5K?", 1)
     text = text.replace("### iCE40 UP5K memory plan", "### Its memory plan", 1)
-    intro = f"Measured {when} by `benchmarks/up5k_fit.py`: `{config}`, batch {args.batch}, a {acc.p} x {acc.q} array."
+    intro = f"Measured {when} by `benchmarks/up5k_fit.py`: `{config}`, batch {program.batch}, a {acc.p} x {acc.q} array."
     head, rest = text.split("\n", 1)
     write_section("\n".join([BEGIN, head, "", intro, rest.rstrip("\n"), END]), BEGIN, END)
     print(fit.message())
