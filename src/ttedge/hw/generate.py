@@ -28,7 +28,7 @@ from .isa import encode_program
 from .memmap import MemoryMap
 from .top import Accelerator
 
-__all__ = ["build", "generate", "memory_images", "write_memory_images"]
+__all__ = ["build", "generate", "write_memory_images"]
 
 
 def build(cfg: Any, batch: int | None = None) -> tuple[Program, Interpreter]:
@@ -41,15 +41,6 @@ def build(cfg: Any, batch: int | None = None) -> tuple[Program, Interpreter]:
     return program, Interpreter(program, model)
 
 
-def memory_images(mm: MemoryMap, state: dict[str, np.ndarray]) -> list[list[int]]:
-    """The initial words of every on-chip memory (signed codes), buffers at their offsets."""
-    images = [[0] * d for d in mm.depths()]
-    for pl in mm.placements:
-        if pl.name in state:
-            images[pl.memory][pl.offset : pl.offset + pl.depth] = [int(v) for v in np.asarray(state[pl.name]).reshape(-1)]
-    return images
-
-
 def _hex(values: list[int], bits: int) -> str:
     digits = -(-bits // 4)
     mask = (1 << bits) - 1
@@ -59,7 +50,7 @@ def _hex(values: list[int], bits: int) -> str:
 def write_memory_images(mm: MemoryMap, state: dict[str, np.ndarray], out: Path) -> list[Path]:
     """Write ``mem<k>.hex`` for every memory into ``out`` (``$readmemh`` format); returns the paths."""
     files = []
-    for k, (width, words) in enumerate(zip(mm.widths, memory_images(mm, state))):
+    for k, (width, words) in enumerate(zip(mm.widths, mm.images(state))):
         files.append(out / f"mem{k}.hex")
         files[-1].write_text(_hex(words, width))
     return files

@@ -28,6 +28,9 @@ only while the accelerator is idle (STATUS bit 1 clear).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
 
 from ..errors import ConfigError
 from ..fixed.program import Buffer, Program
@@ -93,6 +96,15 @@ class MemoryMap:
     def widths(self) -> tuple[int, ...]:
         """Bits per word of each on-chip memory (its width class), ascending."""
         return tuple(sorted({word_width(b) for b in self.program.buffers}))
+
+    def images(self, state: Mapping[str, np.ndarray]) -> list[list[int]]:
+        """The initial words of every on-chip memory (signed codes): the buffers ``state`` holds at
+        their offsets, zeros elsewhere."""
+        images = [[0] * d for d in self.depths()]
+        for pl in self.placements:
+            if pl.name in state:
+                images[pl.memory][pl.offset : pl.offset + pl.depth] = [int(v) for v in np.asarray(state[pl.name]).reshape(-1)]
+        return images
 
     def depths(self) -> tuple[int, ...]:
         """Words of each on-chip memory."""

@@ -281,13 +281,11 @@ class Accelerator(wiring.Component):
                 if wd["op"] == Op.SGD and wd["momentum"]:
                     roles[wd["cm"]] |= {"EC", "V"}
         cms: list[ClassMemory] = []
+        # External memories take their words from $readmemh images instead.
+        images = [[] for _ in mm.widths] if self.external_memories else mm.images(self.state)
         for k, (width, depth) in enumerate(zip(mm.widths, mm.depths())):
-            init = [0] * depth
-            for pl in pls:
-                if pl.memory == k and pl.name in self.state:
-                    init[pl.offset : pl.offset + pl.depth] = [int(v) for v in np.asarray(self.state[pl.name]).reshape(-1)]
             external = f"ttedge_mem{k}" if self.external_memories else None
-            cm = ClassMemory(width, depth, [] if external else init, roles[k], P, Q, self.addr_bits, external)
+            cm = ClassMemory(width, depth, images[k], roles[k], P, Q, self.addr_bits, external)
             m.submodules[f"mem{k}"] = cm
             cms.append(cm)
         self.class_memories = cms
@@ -420,7 +418,7 @@ class Accelerator(wiring.Component):
                     with m.If(op == Op.END):
                         m.d.sync += [running.eq(0), done.eq(1), regs["step"].eq(regs["step"] + 1), pc.eq(0)]
                     with m.Elif((op == Op.SCALE) | (is_pu & ~prior_on)):
-                        m.d.comb += scaling.eq(1)
+                        m.d.comb += scaling.eq(op == Op.SCALE)
                         m.d.comb += advance.eq(1)
                         m.d.sync += phase.eq(0)
                     with m.Else():
