@@ -11,7 +11,7 @@ register. It returns the cycles of every instruction and step and the MAC-array 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from amaranth.sim import Simulator
@@ -34,6 +34,27 @@ class SimReport:
     macs: int = 0  # useful multiply-accumulates of one step (Program.macs)
     mismatches: list[str] = field(default_factory=list)  # "step k: name" of every differing buffer/register
     compared: int = 0  # buffers and registers compared (all steps together)
+
+    def record(self, total: int, ends: Sequence[int]) -> None:
+        """One step's cycles: ``total`` (start to done) and the step's cycle counter as each
+        instruction finished (the accelerator's performance counters)."""
+        self.step_cycles.append(total)
+        self.instruction_cycles.append([end - start for start, end in zip([0, *ends[:-1]], ends)])
+
+    def check(self, step: int, want: Mapping[str, np.ndarray], buffers: Mapping[str, np.ndarray],
+              registers: Mapping[str, int]) -> None:
+        """Compare the buffers' words and the registers the hardware holds after ``step`` with the
+        interpreter's (``want``: its working buffers and state); a difference is listed."""
+        for name, got in buffers.items():
+            if name not in want:
+                continue
+            self.compared += 1
+            if not np.array_equal(got, np.asarray(want[name]).reshape(-1)):
+                self.mismatches.append(f"step {step}: {name}")
+        for name, value in registers.items():
+            self.compared += 1
+            if value != int(want[name]):
+                self.mismatches.append(f"step {step}: {name} = {value} != {int(want[name])}")
 
     @property
     def utilization(self) -> float:
@@ -63,17 +84,9 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
 
     def compare(ctx, step: int) -> None:  # type: ignore[no-untyped-def]
         want = {**interp.buffers, **interp.state}
-        for name, (mem, offset, depth) in dut.memories.items():
-            if name not in want:
-                continue
-            got = np.array([ctx.get(mem.data[offset + k]) for k in range(depth)], np.int64)
-            report.compared += 1
-            if not np.array_equal(got, np.asarray(want[name]).reshape(-1)):
-                report.mismatches.append(f"step {step}: {name}")
-        for name, sig in dut.registers.items():
-            report.compared += 1
-            if ctx.get(sig) != int(want[name]):
-                report.mismatches.append(f"step {step}: {name} = {ctx.get(sig)} != {int(want[name])}")
+        buffers = {name: np.array([ctx.get(mem.data[offset + k]) for k in range(depth)], np.int64)
+                   for name, (mem, offset, depth) in dut.memories.items() if name in want}
+        report.check(step, want, buffers, {name: ctx.get(sig) for name, sig in dut.registers.items()})
 
     async def bench(ctx) -> None:  # type: ignore[no-untyped-def]
         for step, (x, labels) in enumerate(batches):
@@ -83,10 +96,7 @@ def simulate(interp: Interpreter, config: AcceleratorConfig, batches: Sequence[t
                     await write(ctx, base + k, int(v))
             await write(ctx, CTRL, 1)
             await ctx.tick().until(dut.done)
-            total = ctx.get(dut.cycles)
-            ends = [ctx.get(dut.profile.data[i]) for i in range(len(program.instructions))]
-            report.instruction_cycles.append([end - start for start, end in zip([0] + ends[:-1], ends)])
-            report.step_cycles.append(total)
+            report.record(ctx.get(dut.cycles), [ctx.get(dut.profile.data[i]) for i in range(len(program.instructions))])
             interp.step(x, labels)
             if check:
                 compare(ctx, step)

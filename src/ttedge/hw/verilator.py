@@ -147,20 +147,9 @@ def verilator_simulate(interp: Interpreter, config: AcceleratorConfig, batches: 
     report = SimReport(config, macs=program.macs)
     for step, (x, labels) in enumerate(batches):
         total = next(values)
-        ends = [next(values) for _ in program.instructions]
-        report.step_cycles.append(total)
-        report.instruction_cycles.append([end - start for start, end in zip([0] + ends[:-1], ends)])
+        report.record(total, [next(values) for _ in program.instructions])
         got = {pl.name: np.array([next(values) for _ in range(pl.depth)], np.int64) for pl in mm.placements}
         got_regs = {r: next(values) for r in regs}
         interp.step(np.asarray(x, np.int64), np.asarray(labels, np.int64))
-        want = {**interp.buffers, **interp.state}
-        for name, codes in got.items():
-            if name in want:
-                report.compared += 1
-                if not np.array_equal(codes, np.asarray(want[name]).reshape(-1)):
-                    report.mismatches.append(f"step {step}: {name}")
-        for name, value in got_regs.items():
-            report.compared += 1
-            if value != int(want[name]):
-                report.mismatches.append(f"step {step}: {name} = {value} != {int(want[name])}")
+        report.check(step, {**interp.buffers, **interp.state}, got, got_regs)
     return report
