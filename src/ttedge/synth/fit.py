@@ -107,19 +107,14 @@ class Up5kFit:
         }
 
     def render(self) -> str:
-        """Markdown: verdict, logic per unit (largest first), then the memory plan."""
-        lines = ["### iCE40 UP5K fit", "", self.message(), "",
-                 f"Logic, everything but the memories (`synth_ice40`, flattened, ABC9): {self.lut4:,} LUT4, {self.ff:,} flip-flops, "
-                 f"{self.carry:,} carry cells, {self.logic_ebr} block RAMs for tables; capacity {LOGIC_CELLS:,} logic cells."]
+        """Markdown: the sentences of :meth:`summary`, the units (largest first, with their share of
+        the LUT4s), then the memory plan."""
+        s = self.summary()
+        lines = ["### iCE40 UP5K fit", "", s["message"], "", s["logic"]] + (["", s["shrink"]] if s["shrink"] else [])
         if self.units:
-            lines += ["", "Per unit (`synth_ice40 -noflatten -noabc`: Yosys's own LUT mapping, an upper estimate):", "",
-                      "| unit | instances | LUT4 | flip-flops | share of the LUT4s |", "|---|---:|---:|---:|---:|"]
             total = sum(u["lut4"] for u in self.units.values()) or 1
-            lines += [f"| {n} | {u['instances']} | {u['lut4']:,} | {u['ff']:,} | {100 * u['lut4'] / total:.0f}% |" for n, u in self.units.items()]
-            if not self.logic_fits:
-                over = self.cells_needed - LOGIC_CELLS
-                lines += ["", f"What would have to shrink: {over:,} logic cells at least, from the units above, largest first; "
-                          "the memories are not the obstacle." if self.plan.fits else ""]
+            lines += ["", "| unit | instances | LUT4 | flip-flops | share of the LUT4s |", "|---|---:|---:|---:|---:|"]
+            lines += [f"| {' | '.join(row)} | {100 * u['lut4'] / total:.0f}% |" for row, u in zip(s["units"], self.units.values())]
         return "\n".join(lines) + "\n\n" + render_up5k_plan(self.plan)
 
 
