@@ -168,41 +168,32 @@ def _simulate_stage(cfg: RunConfig, out: Path) -> dict[str, Any]:
 
 
 def _synth_stage(cfg: RunConfig, out: Path, target: str, emit: Callback) -> dict[str, Any]:
+    """Synthesis (and place and route) of the hardware stage's design for ``target``. For the iCE40
+    UP5K the fit of the whole accelerator comes first (``ttedge.synth.fit``: memory plan, logic
+    synthesized with the memories as black boxes), and place and route only follows a fit."""
     from .synth import SynthesisError, synthesize
 
+    on_log: Callable[[str], None] = lambda line: emit("log", {"stage": f"synth-{target}", "line": line})  # noqa: E731
+    flat: dict[str, Any] = {}
     if target == "up5k":
-        return _up5k_stage(cfg, out, emit)
+        from .hw.top import Accelerator
+        from .synth import fit_up5k
+
+        program, interp = _hardware_program(cfg, out)
+        dut = Accelerator(program, cfg.hw.accelerator(), interp.state_dict(), external_memories=True)
+        fit = fit_up5k(dut, out / "synth" / "up5k-fit", on_log=on_log)
+        flat = {**fit.to_flat(), "up5k.fit": fit.summary()}
+        if not fit.fits:
+            return {**flat, "missing": fit.message()}
     hardware = json.loads((out / "stages" / "hardware.json").read_text())
     try:
         result = synthesize(Path(hardware["files"]["accelerator.v"]), hardware["top"], target, out / "synth" / target,  # type: ignore[arg-type]
-                            clock_mhz=cfg.report.clock_mhz, on_log=lambda line: emit("log", {"stage": f"synth-{target}", "line": line}))
+                            clock_mhz=cfg.report.clock_mhz, on_log=on_log)
     except SynthesisError as exc:
-        return {**exc.result.to_flat(), "missing": str(exc)}
-    flat = dict(result.to_flat())
-    if not result.ok:
-        flat["missing"] = str(flat.get(f"{target}.message", f"{target} synthesis did not finish"))
-    return flat
-
-
-def _up5k_stage(cfg: RunConfig, out: Path, emit: Callback) -> dict[str, Any]:
-    """The iCE40 UP5K: the fit of the whole accelerator (``ttedge.synth.fit``: memory plan, logic
-    synthesized with the memories as black boxes); place and route only follows a fit."""
-    from .hw.top import Accelerator
-    from .synth import fit_up5k, synthesize
-
-    program, interp = _hardware_program(cfg, out)
-    dut = Accelerator(program, cfg.hw.accelerator(), interp.state_dict(), external_memories=True)
-    fit = fit_up5k(dut, out / "synth" / "up5k-fit", on_log=lambda line: emit("log", {"stage": "synth-up5k", "line": line}))
-    flat: dict[str, Any] = {**fit.to_flat(), "up5k.fit": fit.summary()}
-    if not fit.fits:
-        flat["missing"] = fit.message()
-        return flat
-    hardware = json.loads((out / "stages" / "hardware.json").read_text())
-    result = synthesize(Path(hardware["files"]["accelerator.v"]), hardware["top"], "up5k", out / "synth" / "up5k",
-                        clock_mhz=cfg.report.clock_mhz, on_log=lambda line: emit("log", {"stage": "synth-up5k", "line": line}))
+        return {**flat, **exc.result.to_flat(), "missing": str(exc)}
     flat.update(result.to_flat())
     if not result.ok:
-        flat["missing"] = str(flat.get("up5k.message", "up5k place and route did not finish"))
+        flat["missing"] = str(flat.get(f"{target}.message", f"{target} synthesis did not finish"))
     return flat
 
 

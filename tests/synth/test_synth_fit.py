@@ -117,3 +117,22 @@ def test_synthesis_takes_the_memory_images_along(tmp_path: Path, fake_tools: Pat
     (tmp_path / "hw" / "mem0.hex").unlink()
     with pytest.raises(ConfigError, match="reads the memory image mem0.hex, which is not beside it"):
         synthesize(files["accelerator.v"], "expneg", "xcup", tmp_path / "synth2")
+
+
+def test_pipeline_up5k_target_reports_the_fit(tmp_path: Path, fake_tools: Path, monkeypatch: pytest.MonkeyPatch,
+                                              configs_dir: Path) -> None:
+    """The report's up5k target: the fit stage's verdict is the missing part's reason, and the
+    report carries the UP5K section; no place and route is attempted."""
+    from ttedge.config import load_config
+    from ttedge.pipeline import run_pipeline
+    from ttedge.train import RunConfig
+
+    monkeypatch.setenv("FAKE_NETLIST_ICE40", str(netlist(tmp_path / "n.json", 6000, 10, 1)))
+    tiny = ["--model.hidden=[16]", "--model.in_modes=[[8, 8], [4, 4]]", "--model.out_modes=[[4, 4], [2, 5]]",
+            "--model.ranks=[[3], [3]]", "--train.epochs=1", "--report.sim_steps=1", "--hw.p=1", "--hw.q=1",
+            "--report.cpu_steps=2", "--bayes.enabled=false", '--report.targets=["up5k"]']
+    cfg = load_config(RunConfig, configs_dir / "digits_pipeline.toml", tiny)
+    md = run_pipeline(cfg, tmp_path / "run").read_text()
+    assert "| synth-up5k | It does not fit the iCE40 UP5K: the logic needs at least 6,110 logic cells" in md
+    assert "## iCE40 UP5K: does the whole training step fit?" in md
+    assert not (tmp_path / "run" / "synth" / "up5k").exists() and not (tmp_path / "run" / "stages" / "synth-up5k.json").exists()
