@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import load_config
 from .errors import ConfigError, TTEdgeError
+from .synth.devices import TARGETS
 from .train.config import RunConfig
 
 __all__ = ["main"]
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
             hp.add_argument("--out", required=True, help="folder to write the files into")
             hp.add_argument("--no-verilog", action="store_true", help="skip the Verilog (the slow part for big models)")
         elif name == "synth":
-            hp.add_argument("--target", required=True, choices=("ecp5", "xcup", "up5k"), help="the FPGA family")
+            hp.add_argument("--target", required=True, choices=TARGETS, help="the FPGA family")
             hp.add_argument("--out", required=True, help="folder for the Verilog, netlists and tool logs")
             hp.add_argument("--clock-mhz", type=float, help="clock requested from place and route (default: report.clock_mhz)")
             hp.add_argument("--json", action="store_true", help="print the flat results as JSON")

@@ -19,13 +19,14 @@ Three families:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from ..errors import ConfigError
 
-__all__ = ["DEVICES", "UP5K", "UP5K_PACKAGES", "ZU3EG", "Device", "ResourceUse", "Target", "ecp5_device", "worst_overflow"]
+__all__ = ["DEVICES", "UP5K", "UP5K_PACKAGES", "ZU3EG", "Device", "ResourceUse", "TARGETS", "Target", "ecp5_device", "worst_overflow"]
 
 Target = Literal["ecp5", "xcup", "up5k"]
+TARGETS: tuple[str, ...] = get_args(Target)  # the synthesis targets, for option lists and checks
 
 
 @dataclass(frozen=True)

@@ -236,9 +236,11 @@ class ReportConfig:
     cpu_steps: int = at_least(30, 1)  # timed PyTorch steps per CPU measurement
 
     def __post_init__(self) -> None:
-        unknown = [t for t in self.targets if t not in ("ecp5", "xcup", "up5k")]
+        from ..synth.devices import TARGETS
+
+        unknown = [t for t in self.targets if t not in TARGETS]
         if unknown:
-            raise ConfigError(f"report.targets: unknown synthesis target(s) {unknown}; use ecp5, xcup and/or up5k.")
+            raise ConfigError(f"report.targets: unknown synthesis target(s) {unknown}; use {', '.join(TARGETS[:-1])} and/or {TARGETS[-1]}.")
         if not self.clock_mhz > 0:
             raise ConfigError(f"report.clock_mhz must be positive, got {self.clock_mhz!r}.")
 
