@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError, TTEdgeError
-from .devices import UP5K, ZU3EG, Device, ResourceUse, Target, ecp5_device, worst_overflow
+from .devices import TARGETS, UP5K, ZU3EG, Device, ResourceUse, Target, ecp5_device, worst_overflow
 from .parse import ClockTiming, count_cells, ecp5_resources, first_error, fmax_from_log, fmax_from_report, xcup_resources
 from .ice40 import synthesize_up5k
 from .tools import LogCallback, ToolRun, find_tool, run_tool
@@ -226,7 +226,7 @@ def synthesize(
         part = ZU3EG
         tools = {"yosys": find_tool("yosys")}
     else:
-        raise ConfigError(f"unknown synthesis target {target!r}; use 'ecp5', 'xcup' or 'up5k'.")
+        raise ConfigError(f"unknown synthesis target {target!r}; use {', '.join(map(repr, TARGETS[:-1]))} or {TARGETS[-1]!r}.")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
         raise ConfigError(f"the top module name {top!r} is not a plain Verilog identifier; pass the module's name.")
     _design_file(verilog, out)
