@@ -13,9 +13,12 @@ from ttedge.train import ModelConfig
 MODELS = {
     "tt-rtl": ModelConfig(hidden=[16], in_modes=[[4, 3, 2], [4, 4]], out_modes=[[2, 4, 2], [3, 4]], ranks=[[3, 4], [2]], order="rtl"),
     "tt-ltr": ModelConfig(hidden=[16], in_modes=[[4, 3, 2], [4, 4]], out_modes=[[2, 4, 2], [3, 4]], ranks=[[3, 4], [2]], order="ltr"),
-    # "auto" (rtl without merges at these sizes: per-call overhead outweighs their few MACs; merged
-    # plans are checked against the saved tensors in tests/tt/test_tt_contract.py).
+    # "auto": rtl without merges at these sizes (per-call overhead outweighs their few MACs) ...
     "tt-auto": ModelConfig(hidden=[16], in_modes=[[2, 2, 2, 3], [4, 4]], out_modes=[[2, 2, 2, 2], [3, 4]], ranks=[[4, 4, 4], [2]], order="auto"),
+    # ... and here, whose middle layer merges cores 1-2 and 3-4 at batch 5 (not at batch 1) and keeps
+    # the merged cores for backward.
+    "tt-merged": ModelConfig(hidden=[256, 256], in_modes=[[2, 3, 2, 2], [4, 4, 4, 4], [16, 16]],
+                             out_modes=[[4, 4, 4, 4], [4, 4, 4, 4], [2, 5]], ranks=[[4, 4, 4], [16, 16, 16], [4]], order="auto"),
     "dense": ModelConfig(layer="dense", hidden=[16, 8]),
 }
 
@@ -54,6 +57,8 @@ def _measure(model: nn.Module, batch: int, optimizer: str, momentum: float) -> A
 @pytest.mark.parametrize(("optimizer", "momentum"), [("adam", 0.0), ("sgd", 0.9), ("sgd", 0.0)])
 def test_account_equals_a_real_step(name: str, batch: int, optimizer: str, momentum: float) -> None:
     model = build_model(MODELS[name], 24, 10)
+    if name == "tt-merged":
+        assert bool(model.layers[1].plan(batch).merges) == (batch == 5)
     assert account(model, batch, optimizer, momentum) == _measure(model, batch, optimizer, momentum)
 
 

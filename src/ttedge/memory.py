@@ -7,8 +7,8 @@ Four kinds of storage live during a step:
 - optimizer state: Adam keeps two moments per parameter plus one step counter per parameter
   tensor; SGD with momentum keeps one buffer per parameter; plain SGD keeps nothing;
 - activations kept for backward: for each TT layer, the state entering each of its contraction
-  steps (``ContractionPlan.steps[i].in_elements``, the first being the layer's input; merged cores
-  are rebuilt in backward, not kept); for each
+  steps, the first being the layer's input, and the merged cores of its plan
+  (``ContractionPlan.saved_elements``); for each
   dense layer, its input; for each ReLU, its output (which is the next layer's input, counted once);
   and the log-softmax of the loss, (batch, classes), with the loss's one total-weight scalar.
 
@@ -83,7 +83,7 @@ def _optimizer_entries(model: nn.Module, optimizer: str, momentum: float) -> int
 def _layer_activations(layer: nn.Module, batch: int) -> int:
     """Entries a layer keeps for backward, its input included."""
     if isinstance(layer, TTLinear):
-        return sum(step.in_elements for step in layer.plan(batch).steps)
+        return layer.plan(batch).saved_elements
     if isinstance(layer, nn.Linear):
         return batch * layer.in_features
     raise TypeError(f"no memory model for layer type {type(layer).__name__}")

@@ -184,12 +184,14 @@ def test_unknown_order_error() -> None:
         plan_contraction([2], [2], [], order="zigzag")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("order", "groups"), [("rtl", None), ("ltr", None), ("rtl", [(0, 2), (2, 4)]), ("ltr", [(0, 1), (1, 3), (3, 4)])])
+@pytest.mark.parametrize(("order", "groups"), [("rtl", None), ("ltr", None), ("rtl", [(0, 2), (2, 4)]),
+                                               ("ltr", [(0, 1), (1, 3), (3, 4)]), ("rtl", [(0, 3), (3, 4)])])
 @pytest.mark.parametrize("batch", [1, 5])
-def test_saved_tensors_are_the_states(order, groups, batch) -> None:
-    # What backward keeps is the state entering each step, as the plan (and the memory account,
-    # tests/test_memory.py) says: on the plain-autograd path (rtl without merges) and in the custom
-    # node (ltr, merges) alike; core views share the parameters' storage and are not counted.
+def test_saved_tensors_are_the_states_and_merges(order, groups, batch) -> None:
+    # What backward keeps is the state entering each step and each merge's product, as the plan
+    # (and the memory account, tests/test_memory.py) says: on the plain-autograd path (rtl without
+    # merges) and in the custom node (ltr, merges) alike; core views share the parameters' storage
+    # and are not counted.
     in_modes, out_modes, ranks = [2, 3, 2, 2], [3, 2, 2, 2], [3, 4, 2]
     cores = [c.requires_grad_() for c in init_cores(in_modes, out_modes, ranks)]
     plan = plan_contraction(in_modes, out_modes, ranks, batch, order, groups=groups)
@@ -204,6 +206,6 @@ def test_saved_tensors_are_the_states(order, groups, batch) -> None:
     x = torch.randn(batch, 24)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         y = tt_apply(x, cores, plan=plan)
-    assert sum(saved.values()) == sum(s.in_elements for s in plan.steps)
+    assert sum(saved.values()) == plan.saved_elements
     y.sum().backward()
     assert all(c.grad is not None and c.grad.shape == c.shape for c in cores)

@@ -123,6 +123,22 @@ def _outer_sum(outer: int, e: torch.Tensor, s: torch.Tensor, op: _Op) -> torch.T
     return torch.tensordot(e, s, dims=([0, 2], [0, 2]))
 
 
+@functools.lru_cache(maxsize=256)
+def _swap_rows(a: int, b: int, c: int) -> torch.Tensor:
+    """Row order that turns rows (a, b, c) into (a, c, b): see :func:`_swap_middle`."""
+    return torch.arange(a * b * c).view(a, b, c).transpose(1, 2).reshape(-1)
+
+
+def _swap_middle(t: torch.Tensor, a: int, b: int, c: int, d: int) -> torch.Tensor:
+    """t viewed as (a, b, c, d), with its middle axes swapped: a contiguous (a, c, b, d).
+
+    Done as a gather of the d-long rows: permute().contiguous() loops once per row with a per-row
+    cost, so for short rows (the merged core of a train's last cores, d = n_d) it takes twice as
+    long on the benchmark machine; for long rows the two are equal.
+    """
+    return t.reshape(a * b * c, d).index_select(0, _swap_rows(a, b, c)).view(a, c, b, d)
+
+
 def _merge_partials(cores: Sequence[torch.Tensor], a: int, b: int) -> list[torch.Tensor]:
     """The partial products of cores a..b-1, each in core layout: [G_a, G_a G_{a+1}, ..., merged].
 
@@ -135,8 +151,8 @@ def _merge_partials(cores: Sequence[torch.Tensor], a: int, b: int) -> list[torch
         p, g = partials[-1], cores[k]
         ra, mm, nn, rk = p.shape
         _, mk, nk, rn = g.shape
-        q = torch.mm(p.reshape(ra * mm * nn, rk), g.reshape(rk, mk * nk * rn)).view(ra, mm, nn, mk, nk, rn)
-        partials.append(q.permute(0, 1, 3, 2, 4, 5).reshape(ra, mm * mk, nn * nk, rn))
+        q = torch.mm(p.reshape(ra * mm * nn, rk), g.reshape(rk, mk * nk * rn))  # (ra, mm, nn, mk, nk, rn)
+        partials.append(_swap_middle(q, ra * mm, nn, mk, nk * rn).view(ra, mm * mk, nn * nk, rn))
     return partials
 
 
@@ -149,7 +165,7 @@ def _merge_backward(partials: list[torch.Tensor], cores: Sequence[torch.Tensor],
         p, g = partials[j - 1], cores[a + j]
         ra, mm, nn, rk = p.shape
         _, mk, nk, rn = g.shape
-        dq = dp.view(ra, mm, mk, nn, nk, rn).permute(0, 1, 3, 2, 4, 5).reshape(ra * mm * nn, mk * nk * rn)
+        dq = _swap_middle(dp, ra * mm, mk, nn, nk * rn).view(ra * mm * nn, mk * nk * rn)
         grads[j] = torch.mm(p.reshape(ra * mm * nn, rk).t(), dq).view(g.shape)
         dp = torch.mm(dq, g.reshape(rk, mk * nk * rn).t()).view(p.shape)
     grads[0] = dp
@@ -175,18 +191,19 @@ def _plain(x: torch.Tensor, plan: ContractionPlan, ops: tuple[_Op, ...], cores: 
 class _TTContract(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, plan: ContractionPlan, *cores: torch.Tensor) -> torch.Tensor:
-        # Merged cores are not saved: backward rebuilds them from the cores (batch-independent work),
-        # so what is stored is the states alone, as the plan's in_elements say.
+        # Kept for backward: the state entering each step and every merge's product (the merged
+        # cores and, for runs of three or more, the partial products before them); the plan's
+        # saved_elements counts exactly these.
         order, ops = plan.order, _program(plan)[0]
-        mats = [core_matrix(cores[a] if b - a == 1 else _merge_partials(cores, a, b)[-1], order)
-                for a, b in plan.groups]
+        partials = [[cores[a]] if b - a == 1 else _merge_partials(cores, a, b) for a, b in plan.groups]
+        mats = [core_matrix(ps[-1], order) for ps in partials]
         states, t = [], x
         for op in ops:
             s = t if op.view else t.reshape(op.rows, op.contract, op.cols)
             states.append(s)
             t = _product(op.kind, mats[op.core], s, op.rows, op.contract, op.cols)
         ctx.plan = plan
-        ctx.save_for_backward(*states, *cores)
+        ctx.save_for_backward(*states, *cores, *(p for ps in partials for p in ps[1:]))
         return t
 
     @staticmethod
@@ -195,9 +212,10 @@ class _TTContract(torch.autograd.Function):
         order, ops = plan.order, _program(plan)[0]
         saved = ctx.saved_tensors
         nsteps = len(ops)
-        states, cores = saved[:nsteps], saved[nsteps:]
+        ncores = plan.groups[-1][1]
+        states, cores, kept = saved[:nsteps], saved[nsteps:nsteps + ncores], iter(saved[nsteps + ncores:])
         needs = ctx.needs_input_grad
-        partials = [[cores[a]] if b - a == 1 else _merge_partials(cores, a, b) for a, b in plan.groups]
+        partials = [[cores[a], *(next(kept) for _ in range(b - a - 1))] for a, b in plan.groups]
         grad_swept: list[torch.Tensor | None] = [None] * len(partials)
         e = grad.contiguous()
         for i in range(nsteps - 1, -1, -1):

@@ -105,9 +105,16 @@ class ContractionPlan:
     @property
     def macs(self) -> int:
         """Forward multiply-accumulates, merges included. Backward costs about twice the sweep's
-        (input error and core gradient are each one product of the same size per step) plus three
-        times the merges' (they are recomputed rather than stored, then differentiated)."""
+        (input error and core gradient are each one product of the same size per step) plus twice
+        the merges' (kept from forward, each is differentiated by two products)."""
         return sum(s.macs for s in self.steps) + sum(m.macs for m in self.merges)
+
+    @property
+    def saved_elements(self) -> int:
+        """Entries kept from forward for backward: the state entering each step (the first is the
+        input) and every merge's product. Keeping the merged cores costs batch-independent memory
+        but saves rebuilding them in backward, a third of a batch-1 step of [8, 8, 8, 8]."""
+        return sum(s.in_elements for s in self.steps) + sum(m.out_elements for m in self.merges)
 
     @property
     def peak(self) -> int:
@@ -209,7 +216,7 @@ def _groupings(d: int) -> list[tuple[tuple[int, int], ...]]:
 # is mostly per-call overhead (dispatch, Python, the autograd node): there fewer, larger products
 # win even with more MACs (rtl without merges, 1.7M MACs, ran faster than ltr 1-2 at 0.7M). An ltr
 # step also permutes its core into a copy, forward and backward; a merge is a product in forward,
-# rebuilt and differentiated in backward. Plans with either run inside one custom autograd node,
+# kept and differentiated in backward. Plans with either run inside one custom autograd node,
 # whose Python forward and backward cost about two units more; an rtl sweep without merges runs as
 # plain autograd operations (``apply.py``). At batch 64 the MACs dominate and "auto" keeps the
 # MAC-minimal plans. One overhead unit is about what this many MACs cost in a small GEMM on one
