@@ -81,9 +81,20 @@ def _kind(rows: int, contract: int, out: int, cols: int) -> int:
     return _BMM
 
 
+@dataclass(frozen=True, eq=False)
+class _Program:
+    """A plan as tt_apply runs it: its steps as _Ops, and whether plain autograd may run them (see
+    ``_plain``). Made once per plan; passed to the autograd node so that forward and backward need
+    not look it up again (hashing a plan costs several microseconds)."""
+
+    order: Order
+    groups: tuple[tuple[int, int], ...]
+    ops: tuple[_Op, ...]
+    plain: bool
+
+
 @functools.lru_cache(maxsize=1024)
-def _program(plan: ContractionPlan) -> tuple[tuple[_Op, ...], bool]:
-    """The plan's steps as _Ops, and whether plain autograd may run them (see ``_plain``)."""
+def _program(plan: ContractionPlan) -> _Program:
     ops, contiguous = [], True  # the input is made contiguous by tt_apply
     for s in plan.steps:
         kind = _kind(s.rows, s.contract, s.out, s.cols)
@@ -95,7 +106,7 @@ def _program(plan: ContractionPlan) -> tuple[tuple[_Op, ...], bool]:
         ops.append(_Op(s.core, s.rows, s.contract, s.out, s.cols, kind, contiguous, outer, plan.groups[s.core]))
         contiguous = kind != _FOLD
     plain = plan.order == "rtl" and not plan.merges and all(op.kind != _FOLD and op.outer != 2 for op in ops)
-    return tuple(ops), plain
+    return _Program(plan.order, plan.groups, tuple(ops), plain)
 
 
 def _product(kind: int, g: torch.Tensor, s: torch.Tensor, rows: int, contract: int, cols: int) -> torch.Tensor:
@@ -172,7 +183,7 @@ def _merge_backward(partials: list[torch.Tensor], cores: Sequence[torch.Tensor],
     return grads
 
 
-def _plain(x: torch.Tensor, plan: ContractionPlan, ops: tuple[_Op, ...], cores: Sequence[torch.Tensor]) -> torch.Tensor:
+def _plain(x: torch.Tensor, ops: tuple[_Op, ...], cores: Sequence[torch.Tensor]) -> torch.Tensor:
     """The sweep as ordinary autograd operations, for rtl plans without merges whose products
     autograd differentiates as _TTContract would (no folded or tensordot steps).
 
@@ -190,32 +201,32 @@ def _plain(x: torch.Tensor, plan: ContractionPlan, ops: tuple[_Op, ...], cores: 
 
 class _TTContract(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, plan: ContractionPlan, *cores: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, prog: _Program, *cores: torch.Tensor) -> torch.Tensor:
         # Kept for backward: the state entering each step and every merge's product (the merged
         # cores and, for runs of three or more, the partial products before them); the plan's
         # saved_elements counts exactly these.
-        order, ops = plan.order, _program(plan)[0]
-        partials = [[cores[a]] if b - a == 1 else _merge_partials(cores, a, b) for a, b in plan.groups]
+        order, ops = prog.order, prog.ops
+        partials = [[cores[a]] if b - a == 1 else _merge_partials(cores, a, b) for a, b in prog.groups]
         mats = [core_matrix(ps[-1], order) for ps in partials]
         states, t = [], x
         for op in ops:
             s = t if op.view else t.reshape(op.rows, op.contract, op.cols)
             states.append(s)
             t = _product(op.kind, mats[op.core], s, op.rows, op.contract, op.cols)
-        ctx.plan = plan
+        ctx.prog = prog
         ctx.save_for_backward(*states, *cores, *(p for ps in partials for p in ps[1:]))
         return t
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        plan: ContractionPlan = ctx.plan
-        order, ops = plan.order, _program(plan)[0]
+        prog: _Program = ctx.prog
+        order, ops, groups = prog.order, prog.ops, prog.groups
         saved = ctx.saved_tensors
         nsteps = len(ops)
-        ncores = plan.groups[-1][1]
+        ncores = groups[-1][1]
         states, cores, kept = saved[:nsteps], saved[nsteps:nsteps + ncores], iter(saved[nsteps + ncores:])
         needs = ctx.needs_input_grad
-        partials = [[cores[a], *(next(kept) for _ in range(b - a - 1))] for a, b in plan.groups]
+        partials = [[cores[a], *(next(kept) for _ in range(b - a - 1))] for a, b in groups]
         grad_swept: list[torch.Tensor | None] = [None] * len(partials)
         e = grad.contiguous()
         for i in range(nsteps - 1, -1, -1):
@@ -231,7 +242,7 @@ class _TTContract(torch.autograd.Function):
                 if op.kind == _FOLD:
                     e = e.contiguous()  # strided (rows, contract, cols)
         grad_cores: list[torch.Tensor | None] = [None] * len(cores)
-        for (a, b), ps, gs in zip(plan.groups, partials, grad_swept):
+        for (a, b), ps, gs in zip(groups, partials, grad_swept):
             if gs is not None:
                 grad_cores[a:b] = [gs] if b - a == 1 else _merge_backward(ps, cores, a, gs)
         grad_x = e.view(states[0].shape) if needs[0] else None
@@ -273,9 +284,9 @@ def tt_apply(
         plan = checked_plan(in_modes, out_modes, ranks, batch, order)
     elif plan != plan_contraction(in_modes, out_modes, ranks, batch, plan.order, plan.groups):
         raise ShapeError("the plan given was made for other cores or another batch size.")
-    ops, plain = _program(plan)
-    if plain:
-        y = _plain(x.contiguous(), plan, ops, cores)
+    prog = _program(plan)
+    if prog.plain:
+        y = _plain(x.contiguous(), prog.ops, cores)
     else:
-        y = _TTContract.apply(x.contiguous(), plan, *cores)  # (rows, out, cols) of the last step
+        y = _TTContract.apply(x.contiguous(), prog, *cores)  # (rows, out, cols) of the last step
     return y.reshape(*lead, prod(out_modes))
