@@ -19,10 +19,16 @@ def test_generate_writes_verilog_images_and_map(tmp_path: Path) -> None:
     assert {"accelerator.v", "program.hex", "memmap.txt", "cycles.json", "mem0.hex"} <= names
     verilog = (tmp_path / "accelerator.v").read_text()
     assert "module ttedge_accelerator" in verilog
-    # every memory is a module of its own, its words read from the image beside it
-    memories = sorted(p.name for p in tmp_path.glob("mem*.hex"))
-    for k, name in enumerate(memories):
-        assert f"module ttedge_mem{k} (" in verilog and f'$readmemh("{name}", mem);' in verilog
+    # every memory is a module of its own, its words read from the images beside it: one image for
+    # the multi-ported memories of a 2 x 2 array's operands, one per bank for the 32-bit memory
+    widths = [line for line in (tmp_path / "memmap.txt").read_text().splitlines() if line.startswith("mem")]
+    for k in range(len(widths)):
+        assert f"module ttedge_mem{k} (" in verilog
+    images = sorted(p.name for p in tmp_path.glob("mem*.hex"))
+    assert "mem0.hex" in images and "mem2_0.hex" in images
+    for name in images:
+        array = "mem" if "_" not in name else "bank" + name.split("_")[1].split(".")[0]
+        assert f'$readmemh("{name}", {array});' in verilog
     cycles = json.loads((tmp_path / "cycles.json").read_text())
     assert cycles["step_cycles"] == sum(i["cycles"] for i in cycles["instructions"]) + 3
     program_lines = (tmp_path / "program.hex").read_text().splitlines()

@@ -112,10 +112,12 @@ def test_synthesis_takes_the_memory_images_along(tmp_path: Path, fake_tools: Pat
     dut = small_accelerator()
     files = generate(dut.program, {}, dut.config, tmp_path / "hw")
     synthesize(files["accelerator.v"], "expneg", "xcup", tmp_path / "synth")  # the stand-in replays the ExpNeg netlist
-    for k in range(len([f for f in files if f.startswith("mem") and f.endswith(".hex")])):
-        assert (tmp_path / "synth" / f"mem{k}.hex").read_text() == (tmp_path / "hw" / f"mem{k}.hex").read_text()
-    (tmp_path / "hw" / "mem0.hex").unlink()
-    with pytest.raises(ConfigError, match="reads the memory image mem0.hex, which is not beside it"):
+    images = [f for f in files if f.startswith("mem") and f.endswith(".hex")]  # mem<k>.hex, or mem<k>_<b>.hex per bank
+    assert len(images) >= 2
+    for name in images:
+        assert (tmp_path / "synth" / name).read_text() == (tmp_path / "hw" / name).read_text()
+    (tmp_path / "hw" / images[0]).unlink()
+    with pytest.raises(ConfigError, match=f"reads the memory image {images[0]}, which is not beside it"):
         synthesize(files["accelerator.v"], "expneg", "xcup", tmp_path / "synth2")
 
 

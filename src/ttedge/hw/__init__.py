@@ -4,7 +4,8 @@
 Modules: ``config`` (array size and limits), ``memmap`` (buffers in on-chip memories, the host map),
 ``isa`` (instruction words, the program image), ``engine`` (the P x Q contraction engine),
 ``elementwise`` (bias, ReLU, SGD, narrowing), ``loss`` (softmax cross-entropy rows), ``memories``
-(width-class memories and their ports), ``top`` (sequencer, registers, scaling, host port),
+(width-class memories and their ports), ``banks`` (which ports each instruction uses; memories split
+into single-port banks), ``top`` (sequencer, registers, scaling, host port),
 ``cycles`` (the cycle model), ``sim`` (simulated steps checked against the interpreter),
 ``generate`` (Verilog and memory images); arithmetic units in ``rng``, ``requant``, ``scale``,
 ``arith``, ``softmax``.

@@ -59,6 +59,7 @@ class ElementwiseUnit(wiring.Component):
             "fa": In(FRAC_BITS), "fb": In(FRAC_BITS), "fc": In(FRAC_BITS),
             "w_sel": In(range(nsel)), "v_sel": In(range(nsel)),  # index of the destination width
             "ea": Out(unsigned(addr_bits)), "eb": Out(unsigned(addr_bits)), "ec": Out(unsigned(addr_bits)),
+            "reading": Out(1),  # ea, eb, ec are read this cycle (their data are used)
             "da": In(signed(_W)), "db": In(signed(_W)), "dc": In(signed(_W)),
             "w_en": Out(1), "w_addr": Out(unsigned(addr_bits)), "w_data": Out(signed(_W)), "w_sat": Out(1),
             "v_en": Out(1), "v_addr": Out(unsigned(addr_bits)), "v_data": Out(signed(_W)), "v_sat": Out(1),
@@ -87,7 +88,7 @@ class ElementwiseUnit(wiring.Component):
                     m.d.sync += issuing.eq(0)
             with m.Else():
                 m.d.sync += [j.eq(j + 1), addr_a.eq(addr_a + w.ny)]
-        m.d.comb += [self.ea.eq(addr_a), self.eb.eq(Mux(op == Op.BIAS_ADD, bmod, i)), self.ec.eq(i)]
+        m.d.comb += [self.ea.eq(addr_a), self.eb.eq(Mux(op == Op.BIAS_ADD, bmod, i)), self.ec.eq(i), self.reading.eq(issuing)]
 
         rng = m.submodules.rng = RandomLane()
         m.d.comb += [rng.seed.eq(self.seed), rng.stream.eq(self.pc), rng.step.eq(self.step), rng.index.eq(i), rng.valid.eq(issuing)]

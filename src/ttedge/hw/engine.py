@@ -60,6 +60,7 @@ class ContractionEngine(wiring.Component):
             "out_index": Out(ArrayLayout(unsigned(addr_bits), q)),
             "out_value": Out(ArrayLayout(signed(acc_width), q)),
             "macs": Out(1),  # a MAC cycle (the data of an issued z step are being accumulated)
+            "reading": Out(1),  # l_addr and r_addr are read this cycle (their data are used)
         })
 
     def elaborate(self, platform: object) -> Module:
@@ -110,7 +111,7 @@ class ContractionEngine(wiring.Component):
 
         start_ok = dl <= nz + 1
         fire = Signal()
-        m.d.comb += fire.eq(issuing & ((zlo != 0) | (zhi != 0) | start_ok))
+        m.d.comb += [fire.eq(issuing & ((zlo != 0) | (zhi != 0) | start_ok)), self.reading.eq(fire)]
         with m.If(self.start):
             m.d.sync += [init_left.eq(Q), issuing.eq(0), x0.eq(0), xl.eq(0), xo.eq(0),
                          zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]

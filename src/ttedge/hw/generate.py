@@ -5,9 +5,10 @@ program and its reference interpreter (the model's initial weights, as ``ttedge 
 start); :func:`generate` writes, into one folder:
 
 * ``accelerator.v``: the top level (``amaranth.back.verilog``) and one module per memory, each
-  initialized by ``$readmemh`` from its ``mem<k>.hex`` (so run the vendor flow in this folder);
+  initialized by ``$readmemh`` from its images (so run the vendor flow in this folder);
 * ``program.hex``: the program image, one instruction word per line (hex, ``word_bits`` bits);
-* ``mem<k>.hex``: each on-chip memory's initial words (hex two's complement, ``width`` bits);
+* ``mem<k>.hex``, or ``mem<k>_<b>.hex`` per bank of a banked memory (``ttedge.hw.banks``): each
+  on-chip memory's initial words (hex two's complement, ``width`` bits);
 * ``memmap.txt``: the host map and the memories (``MemoryMap.describe``);
 * ``cycles.json``: the cycle model's prediction per instruction, per kind and per step.
 """
@@ -15,6 +16,7 @@ start); :func:`generate` writes, into one folder:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,10 @@ from ..fixed.interpreter import Interpreter
 from ..fixed.program import Program
 from .config import AcceleratorConfig
 from .cycles import cycles_by_kind, instruction_cycles, step_cycles, utilization
+from .banks import Banks, bank_images, plan_banks
 from .isa import encode_program
 from .memmap import MemoryMap
+from .memories import image_file
 from .top import Accelerator
 
 __all__ = ["build", "generate", "write_memory_images"]
@@ -47,12 +51,16 @@ def _hex(values: list[int], bits: int) -> str:
     return "".join(f"{v & mask:0{digits}x}\n" for v in values)
 
 
-def write_memory_images(mm: MemoryMap, state: dict[str, np.ndarray], out: Path) -> list[Path]:
-    """Write ``mem<k>.hex`` for every memory into ``out`` (``$readmemh`` format); returns the paths."""
+def write_memory_images(mm: MemoryMap, state: dict[str, np.ndarray], out: Path,
+                        banks: Sequence[Banks | None]) -> list[Path]:
+    """Write every memory's ``$readmemh`` images into ``out``: ``mem<k>.hex``, or ``mem<k>_<b>.hex``
+    per bank of a banked memory (``Accelerator.banks``); returns the paths."""
     files = []
     for k, (width, words) in enumerate(zip(mm.widths, mm.images(state))):
-        files.append(out / f"mem{k}.hex")
-        files[-1].write_text(_hex(words, width))
+        parts = bank_images(words, banks[k])
+        for b, part in enumerate(parts):
+            files.append(out / image_file(k, None if banks[k] is None else b))
+            files[-1].write_text(_hex(list(part), width))
     return files
 
 
@@ -70,7 +78,8 @@ def generate(program: Program, state: dict[str, np.ndarray], config: Accelerator
         files[name].write_text(text)
 
     put("program.hex", _hex(image.packed(), image.word_bits))
-    for f in write_memory_images(mm, state, out):
+    banks = plan_banks(mm, image.words, config)
+    for f in write_memory_images(mm, state, out, banks):
         files[f.name] = f
     memories = "\n".join(f"mem{k}: {d} words x {w} bits" for k, (w, d) in enumerate(zip(mm.widths, mm.depths())))
     put("memmap.txt", f"{memories}\n\n{mm.describe()}\n")
@@ -84,5 +93,5 @@ def generate(program: Program, state: dict[str, np.ndarray], config: Accelerator
     }, indent=2) + "\n")
     if verilog:
         dut = Accelerator(program, config, state, external_memories=True)
-        put("accelerator.v", dut.verilog([f"mem{k}.hex" for k in range(len(mm.widths))]))
+        put("accelerator.v", dut.verilog(""))
     return files

@@ -36,6 +36,7 @@ class LossUnit(wiring.Component):
         super().__init__({
             "start": In(1), "word": In(layout), "busy": Out(1), "fa": In(FRAC_BITS),
             "ea": Out(unsigned(addr_bits)), "eb": Out(unsigned(addr_bits)),
+            "ea_on": Out(1), "eb_on": Out(1),  # ea / eb is read this cycle (its data are used)
             "da": In(signed(64)), "db": In(signed(64)),
             "w_en": Out(1), "w_addr": Out(unsigned(addr_bits)), "w_data": Out(signed(64)), "w_sat": Out(1),
         })
@@ -71,7 +72,8 @@ class LossUnit(wiring.Component):
                     m.d.sync += [row.eq(row + 1), base.eq(base + w.ny), state.eq(1)]
         # The logit read at cycle t arrives at t+1: the unit's in_valid.
         valid_in = Signal()
-        m.d.sync += valid_in.eq((state == 2) | ((state == 3) & loading))
+        m.d.sync += valid_in.eq(self.ea_on)
+        m.d.comb += [self.ea_on.eq((state == 2) | ((state == 3) & loading)), self.eb_on.eq(state == 1)]
         m.d.comb += unit.in_valid.eq(valid_in)
         # Writes: the unit's gradients, else the padding zeros.
         padding = (state == 3) & (pad < w.ny) & ~unit.out_valid

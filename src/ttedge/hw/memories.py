@@ -7,8 +7,11 @@ the roles the class plays anywhere in the program:
 * the elementwise read slots a, b, c, d: ports 0, 1, 2, 3 (d: PriorGrad's right precision); the
   host: port 0 (only while idle).
 
-So a class read as both L and R in one contraction has P + Q read ports (on an FPGA each port
-beyond two is a replica of the block RAM: banking instead is future work). Write ports: port 0 for
+So a class read as both L and R in one contraction has P + Q read ports. As an external module the
+memory is banked where the program allows (``ttedge.hw.banks``): one array per bank, each with one
+read and one write port, so that synthesis maps every bank to one block RAM; a memory that one
+buffer reaches through several ports at once keeps a multi-ported array, which synthesis replicates
+per read port and cannot map to block RAM with several write ports. Write ports: port 0 for
 the engine's output lane 0, the elementwise main slot and the host; one more per further engine
 output lane in a class the engine writes (role "O": Q sums leave the engine per cycle); one for the
 velocity slot (an SgdUpdate with momentum writes a parameter and its velocity in the same cycle).
@@ -23,36 +26,52 @@ tests' Python simulation keeps the native memory and the Verilog paths use the m
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Elaboratable, Instance, Module, Mux, Signal, signed, unsigned
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from amaranth import Cat, ClockSignal, Elaboratable, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
-__all__ = ["ClassMemory", "memory_verilog"]
+if TYPE_CHECKING:
+    from .banks import Banks
+
+__all__ = ["ClassMemory", "image_file", "memory_verilog", "port_counts"]
+
+
+def port_counts(roles: set[str], p: int, q: int) -> tuple[int, int]:
+    """(read ports, write ports) of a memory playing ``roles`` on a ``p`` x ``q`` array (module docstring)."""
+    reads = max(1, (p if "L" in roles else 0) + (q if "R" in roles else 0),
+                1 if "EA" in roles else 0, 2 if "EB" in roles else 0, 3 if "EC" in roles else 0, 4 if "ED" in roles else 0)
+    writes = 1 + (q - 1 if "O" in roles else 0) + (1 if "V" in roles else 0)
+    return reads, writes
 
 
 class ClassMemory(Elaboratable):
     """One width class's memory and its port routing (module docstring).
 
     ``roles``: a subset of {"L", "R", "O", "EA", "EB", "EC", "ED", "V"}; ``addr_bits``: bits of a word address.
-    The select inputs say which role owns the ports this cycle (at most one engine or elementwise
-    instruction runs; with none selected, port 0 follows ``host_addr``).
+    The select inputs say which role reads through the ports this cycle: high only in the cycles
+    whose data its unit uses (at most one engine or elementwise instruction runs; with none
+    selected, port 0 follows ``host_addr``, which ``host_sel`` enables while the host owns it).
     """
 
     def __init__(self, width: int, depth: int, init: list[int], roles: set[str], p: int, q: int, addr_bits: int,
-                 external: str | None = None) -> None:
+                 external: str | None = None, banks: Banks | None = None) -> None:
         self.width, self.depth, self.roles, self.p, self.q = width, max(depth, 1), roles, p, q
         self.addr_bits, self.external = addr_bits, external  # external: the Verilog module's name
+        self.banks = banks if external else None  # the external module's banks (ttedge.hw.banks)
         # An all-zero image is left out, so large memories without initial state stay small in Verilog.
         self.memory = None if external else Memory(shape=signed(width), depth=self.depth, init=init if any(init) else [])
         self.l_base = 0
         self.r_base = p if "L" in roles else 0
-        nports = max(1, (p if "L" in roles else 0) + (q if "R" in roles else 0),
-                     1 if "EA" in roles else 0, 2 if "EB" in roles else 0, 3 if "EC" in roles else 0, 4 if "ED" in roles else 0)
+        nports, _ = port_counts(roles, p, q)
         A = lambda name: Signal(unsigned(addr_bits), name=name)  # noqa: E731
         self.l_sel, self.r_sel, self.ea_sel, self.eb_sel, self.ec_sel, self.ed_sel = (
             Signal(name=n) for n in ("l_sel", "r_sel", "ea_sel", "eb_sel", "ec_sel", "ed_sel"))
         self.l_addr = [A(f"l_addr{i}") for i in range(p)]
         self.r_addr = [A(f"r_addr{i}") for i in range(q)]
         self.ea, self.eb, self.ec, self.ed, self.host_addr = A("ea"), A("eb"), A("ec"), A("ed"), A("host_addr")
+        self.host_sel = Signal(name="host_sel")  # the host owns port 0 (the accelerator is idle)
         self.data = [Signal(signed(width), name=f"data{j}") for j in range(nports)]
         self.w_en, self.w_addr, self.w_data = Signal(), A("w_addr"), Signal(signed(64), name="w_data")
         self.v_en, self.v_addr, self.v_data = Signal(), A("v_addr"), Signal(signed(64), name="v_data")
@@ -60,23 +79,43 @@ class ClassMemory(Elaboratable):
         self.e_en = [Signal(name=f"e_en{i}") for i in range(lanes)]
         self.e_addr = [A(f"e_addr{i}") for i in range(lanes)]
         self.e_data = [Signal(signed(64), name=f"e_data{i}") for i in range(lanes)]
+        assert len(self.write_ports()) == port_counts(roles, p, q)[1]
 
     def write_ports(self) -> list[tuple[Signal, Signal, Signal]]:
         """(enable, address, data) of every write port, in the memory's port order."""
         ports = [(self.w_en, self.w_addr, self.w_data)] + list(zip(self.e_en, self.e_addr, self.e_data))
         return ports + ([(self.v_en, self.v_addr, self.v_data)] if "V" in self.roles else [])
 
-    def verilog(self, init_file: str = "", blackbox: bool = False) -> str:
-        """The external memory module of this class (``external`` set), initialized from ``init_file``;
-        with ``blackbox`` its ports only, marked ``(* blackbox *)`` for synthesis of the rest."""
+    def image_count(self) -> int:
+        """``$readmemh`` files the external module reads: one per bank, or one."""
+        return 1 if self.banks is None else len(self.banks)
+
+    def verilog(self, init_files: Sequence[str] = (), blackbox: bool = False) -> str:
+        """The external memory module of this class (``external`` set), initialized from
+        ``init_files`` (:meth:`image_count` of them); with ``blackbox`` its ports only, marked
+        ``(* blackbox *)`` for synthesis of the rest."""
         assert self.external is not None
         return memory_verilog(self.external, self.width, self.depth, self.addr_bits, len(self.data), len(self.write_ports()),
-                              init_file, blackbox)
+                              init_files, blackbox, self.banks)
+
+    def _read_enable(self, j: int) -> object:
+        """Whether read port ``j`` is in use this cycle: a role that owns it is selected (port 0: or
+        the host)."""
+        P, Q, roles = self.p, self.q, self.roles
+        on: list[object] = [self.host_sel] if j == 0 else []
+        on += [self.l_sel] if "L" in roles and j < P else []
+        on += [self.r_sel] if "R" in roles and self.r_base <= j < self.r_base + Q else []
+        for k, (role, sel) in enumerate(zip(("EA", "EB", "EC", "ED"), (self.ea_sel, self.eb_sel, self.ec_sel, self.ed_sel))):
+            on += [sel] if role in roles and j == k else []
+        en = Signal(name=f"ren{j}")
+        self._enables.append((en, on))
+        return en
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         roles, P, Q = self.roles, self.p, self.q
         raddr = [Signal(unsigned(self.addr_bits), name=f"raddr{j}") for j in range(len(self.data))]
+        self._enables: list[tuple[Signal, list[object]]] = []
         if self.external is None:
             m.submodules.memory = mem = self.memory
             for a, data in zip(raddr, self.data):
@@ -89,9 +128,13 @@ class ClassMemory(Elaboratable):
             ports: dict[str, object] = {"i_clk": ClockSignal()}
             for j, (a, data) in enumerate(zip(raddr, self.data)):
                 ports[f"i_raddr{j}"], ports[f"o_rdata{j}"] = a, data
+                if self.banks is not None:
+                    ports[f"i_ren{j}"] = self._read_enable(j)
             for j, (en, addr, wdata) in enumerate(self.write_ports()):
                 ports[f"i_we{j}"], ports[f"i_waddr{j}"], ports[f"i_wdata{j}"] = en, addr, wdata[: self.width]
             m.submodules.memory = Instance(self.external, **ports)
+            for en, on in self._enables:
+                m.d.comb += en.eq(Cat(*on).any())
         for j, a in enumerate(raddr):
             addr: object = self.host_addr if j == 0 else 0
             if "ED" in roles and j == 3:
@@ -110,27 +153,87 @@ class ClassMemory(Elaboratable):
         return m
 
 
-def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int, init_file: str = "",
-                   blackbox: bool = False) -> str:
+def image_file(memory: int, bank: int | None = None) -> str:
+    """The ``$readmemh`` file of memory ``memory`` (of one of its banks, when banked)."""
+    return f"mem{memory}.hex" if bank is None else f"mem{memory}_{bank}.hex"
+
+
+def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int,
+                   init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None) -> str:
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` synchronous
     read ports (``rdata<j>`` holds the word at ``raddr<j>`` of the previous edge, the old word when
     that edge also writes it, as Amaranth's ports do) and ``writes`` write ports (a later port wins
     on the same address; the accelerator never writes one address twice in a cycle). With
-    ``init_file`` the words start from it (``$readmemh``: one hex word a line); without, at whatever
-    the tool gives (zero under Verilator): the host writes the state before a step reads it. With
-    ``blackbox``: the ports only, a ``(* blackbox *)`` stub."""
+    ``init_files`` the words start from them (``$readmemh``: one hex word a line; one file, or one
+    per bank); without, at whatever the tool gives (zero under Verilator): the host writes the state
+    before a step reads it. With ``blackbox``: the ports only, a ``(* blackbox *)`` stub.
+
+    With ``banks`` (``ttedge.hw.banks``) the words are split into one array per bank, each with one
+    read and one write port: a read port with its ``ren<j>`` input high drives the read address of
+    the bank its address falls in, and ``rdata<j>`` comes from the bank it addressed; likewise for
+    writes. The banks are planned so that two ports never meet in one bank in a cycle; simulation
+    (not synthesis) stops with ``$fatal`` if they do.
+    """
     a, w = addr_bits - 1, width - 1
     ports = ["input wire clk"]
-    ports += [f"input wire [{a}:0] raddr{j}, output {'wire' if blackbox else 'reg'} signed [{w}:0] rdata{j}" for j in range(reads)]
+    out = "wire" if blackbox else "reg"
+    for j in range(reads):
+        ports += [f"input wire [{a}:0] raddr{j}, output {out} signed [{w}:0] rdata{j}"]
+        ports += [f"input wire ren{j}"] if banks is not None else []
     ports += [f"input wire we{j}, input wire [{a}:0] waddr{j}, input wire [{w}:0] wdata{j}" for j in range(writes)]
+    head = [f"module {name} (", ",\n".join(f"  {p}" for p in ports), ");"]
     if blackbox:
-        return "\n".join(["(* blackbox *)", f"module {name} (", ",\n".join(f"  {p}" for p in ports), ");", "endmodule", ""])
-    lines = [f"module {name} (", ",\n".join(f"  {p}" for p in ports), ");",
-             f"  reg signed [{w}:0] mem [0:{depth - 1}];"]
-    if init_file:
-        lines.append(f'  initial $readmemh("{init_file}", mem);')
-    lines.append("  always @(posedge clk) begin")
-    lines += [f"    rdata{j} <= mem[raddr{j}];" for j in range(reads)]
-    lines += [f"    if (we{j}) mem[waddr{j}] <= wdata{j};" for j in range(writes)]
-    lines += ["  end", "endmodule", ""]
-    return "\n".join(lines)
+        return "\n".join(["(* blackbox *)", *head, "endmodule", ""])
+    if banks is None:
+        lines = [*head, f"  reg signed [{w}:0] mem [0:{depth - 1}];"]
+        if init_files:
+            lines.append(f'  initial $readmemh("{init_files[0]}", mem);')
+        lines.append("  always @(posedge clk) begin")
+        lines += [f"    rdata{j} <= mem[raddr{j}];" for j in range(reads)]
+        lines += [f"    if (we{j}) mem[waddr{j}] <= wdata{j};" for j in range(writes)]
+        return "\n".join([*lines, "  end", "endmodule", ""])
+    return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, banks), "endmodule", ""])
+
+
+def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[str], banks: Banks) -> list[str]:
+    """The arrays and port muxes of a banked :func:`memory_verilog` (its docstring)."""
+    sel_bits = max(1, (len(banks) - 1).bit_length())
+
+    def addr(v: int) -> str:  # an address constant, one bit wider so that a bank's end always fits
+        return f"{a + 2}'d{v}"
+
+    def pick(hits: list[str], values: list[str], default: str) -> str:
+        return " : ".join([f"{h} ? {v}" for h, v in zip(hits, values)] + [default])
+
+    lines = []
+    for b, (lo, hi) in enumerate(banks):
+        rhit = [f"rhit{j}_{b}" for j in range(reads)]
+        whit = [f"whit{j}_{b}" for j in range(writes)]
+        lines += [f"  // bank {b}: words {lo} .. {hi - 1}", f"  reg signed [{w}:0] bank{b} [0:{hi - lo - 1}];"]
+        if init_files:
+            lines.append(f'  initial $readmemh("{init_files[b]}", bank{b});')
+        lines += [f"  wire {h} = ren{j} && raddr{j} >= {addr(lo)} && raddr{j} < {addr(hi)};" for j, h in enumerate(rhit)]
+        lines += [f"  wire {h} = we{j} && waddr{j} >= {addr(lo)} && waddr{j} < {addr(hi)};" for j, h in enumerate(whit)]
+        lines += [
+            f"  wire [{a}:0] ra{b} = {pick(rhit, [f'raddr{j} - {addr(lo)}' for j in range(reads)], addr(0))};",
+            f"  wire [{a}:0] wa{b} = {pick(whit, [f'waddr{j} - {addr(lo)}' for j in range(writes)], addr(0))};",
+            f"  wire [{w}:0] wd{b} = {pick(whit, [f'wdata{j}' for j in range(writes)], f'{w + 1}' + chr(39) + 'd0')};",
+            f"  reg signed [{w}:0] q{b};",
+            "  always @(posedge clk) begin",
+            f"    q{b} <= bank{b}[ra{b}];",
+            f"    if ({' || '.join(whit) or '0'}) bank{b}[wa{b}] <= wd{b};",
+            "  end",
+            "`ifndef SYNTHESIS",
+            "  always @(posedge clk) begin",
+            f'    if ({" + ".join(rhit) or "0"} > 1) $fatal(1, "bank {b}: two reads in one cycle");',
+            f'    if ({" + ".join(whit) or "0"} > 1) $fatal(1, "bank {b}: two writes in one cycle");',
+            "  end",
+            "`endif",
+        ]
+    for j in range(reads):
+        which = pick([f"rhit{j}_{b}" for b in range(len(banks))], [f"{sel_bits}'d{b}" for b in range(len(banks))], f"{sel_bits}'d0")
+        lines += [f"  reg [{sel_bits - 1}:0] from{j};", f"  always @(posedge clk) from{j} <= {which};",
+                  "  always @* begin", f"    case (from{j})"]
+        lines += [f"      {sel_bits}'d{b}: rdata{j} = q{b};" for b in range(len(banks))]
+        lines += [f"      default: rdata{j} = q0;", "    endcase", "  end"]
+    return lines

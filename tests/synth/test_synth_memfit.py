@@ -1,0 +1,42 @@
+"""The ECP5 memory check before synthesis (ttedge.synth.memfit)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from ttedge.cli import main
+from ttedge.hw.config import AcceleratorConfig
+from ttedge.synth.devices import Device, ecp5_device
+from ttedge.synth.memfit import ecp5_memory_problem, memory_needs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw"))
+from test_sim import random_case  # noqa: E402
+
+
+def test_one_by_one_array_banks_every_memory_that_several_lanes_would_not() -> None:
+    program = random_case(0)[0].program
+    one = memory_needs(program, AcceleratorConfig(p=1, q=1))
+    assert all(n.flip_flops == 0 for n in one) and all(n.banks >= 1 for n in one if n.writes > 1)
+    lanes = memory_needs(program, AcceleratorConfig(p=1, q=3))
+    outs = [n for n in lanes if n.writes >= 3]
+    assert outs and all(n.banks == 0 and n.flip_flops == n.width * n.depth for n in outs)
+    assert ecp5_memory_problem(lanes, ecp5_device("85k")) == ""  # a small network's memories fit in flip-flops
+    tiny = Device("ecp5", "TINY", {"lut4": 10, "ff": 10, "mult18x18d": 1, "dp16kd": 1})
+    problem = ecp5_memory_problem(lanes, tiny)
+    worst = max(outs, key=lambda n: n.flip_flops)
+    assert problem.startswith(f"{worst.name} ({worst.depth} words of {worst.width} bits) has {worst.writes} write ports")
+    assert "TINY's 10; a 1 x 1 array (--p 1 --q 1) banks every memory" in problem
+
+
+def test_hw_synth_stops_at_once_when_memories_cannot_be_block_ram(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The MNIST reference net at batch 1 on the 16 x 8 array: 8 output lanes into the 16-bit memory.
+    args = ["hw", "synth", "--config", "configs/mnist_tt_fixed.toml", "--batch", "1", "--p", "16", "--q", "8",
+            "--target", "ecp5", "--out", str(tmp_path / "out")]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: mem1 (66944 words of 16 bits) has 8 write ports, so it cannot be block RAM")
+    assert "1,071,104 flip-flops, 12.8x the LFE5U-85F's 83,640" in err
+    assert not (tmp_path / "out").exists()  # nothing generated, no synthesis started
