@@ -219,18 +219,10 @@ def _cpu_stage(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _energy(cfg: RunConfig, cycles: dict[str, Any], fmax_mhz: float) -> dict[str, Any]:
-    from .hw.traffic import step_traffic
-    from .synth import EnergyModel, OpCounts
+    from .synth.energy import step_energy
 
     _, program = cfg.build_fixed(1)  # the simulated batch-1 program; its traffic does not depend on the trained codes
-    traffic = step_traffic(program, cfg.hw.accelerator())
-    seconds = seconds_per_sample(cycles, fmax_mhz)
-    model = EnergyModel()
-    pj = model.energy_pj(OpCounts(mults=dict(traffic.mults), adds=dict(traffic.adds), mem_read_bits=traffic.read_bits,
-                                  mem_write_bits=traffic.write_bits, seconds=seconds))
-    return {"joules_per_sample": pj["total"] * 1e-12, "seconds_per_sample": seconds, "fmax_mhz": fmax_mhz,
-            **{f"{k}_pj": round(v, 1) for k, v in pj.items()}, "traffic": traffic.as_dict(),
-            "constants": [list(c) for c in model.constants()]}
+    return {**step_energy(program, cfg.hw.accelerator(), seconds_per_sample(cycles, fmax_mhz)), "fmax_mhz": fmax_mhz}
 
 
 def _report_data(cfg: RunConfig, hw_cfg: RunConfig | None, results: dict[str, Any], missing: dict[str, str]) -> ReportData:

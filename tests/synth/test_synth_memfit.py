@@ -40,3 +40,22 @@ def test_hw_synth_stops_at_once_when_memories_cannot_be_block_ram(tmp_path: Path
     assert err.startswith("error: mem1 (66944 words of 16 bits) has 8 write ports, so it cannot be block RAM")
     assert "1,071,104 flip-flops, 12.8x the LFE5U-85F's 83,640" in err
     assert not (tmp_path / "out").exists()  # nothing generated, no synthesis started
+
+
+def test_pipeline_ecp5_target_stops_before_synthesis(tmp_path: Path, fake_tools: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     configs_dir: Path) -> None:
+    """The report's ecp5 target on a design whose multi-write-port memories exceed the part's
+    flip-flops (a stand-in part with 10): the reason is the missing part's, and no synthesis runs."""
+    import ttedge.synth.devices as devices
+    from ttedge.config import load_config
+    from ttedge.pipeline import run_pipeline
+    from ttedge.train import RunConfig
+
+    monkeypatch.setattr(devices, "ecp5_device", lambda size: Device("ecp5", "TINY", {"lut4": 10, "ff": 10, "mult18x18d": 1, "dp16kd": 1}))
+    tiny = ["--model.hidden=[16]", "--model.in_modes=[[8, 8], [4, 4]]", "--model.out_modes=[[4, 4], [2, 5]]",
+            "--model.ranks=[[3], [3]]", "--train.epochs=1", "--report.sim_steps=1", "--hw.p=1", "--hw.q=3",
+            "--report.cpu_steps=2", "--bayes.enabled=false", '--report.targets=["ecp5"]']
+    md = run_pipeline(load_config(RunConfig, configs_dir / "digits_pipeline.toml", tiny), tmp_path / "run").read_text()
+    line = next(line for line in md.splitlines() if line.startswith("| synth-ecp5 |"))
+    assert "write ports, so it cannot be block RAM" in line and "TINY's 10" in line
+    assert not (tmp_path / "run" / "synth" / "ecp5").exists()

@@ -41,10 +41,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["ECP5_25F", "ECP5_85F", "EnergyModel", "OpCounts", "latency_s"]
+__all__ = ["ECP5_25F", "ECP5_85F", "EnergyModel", "OpCounts", "latency_s", "step_energy"]
 
 # Horowitz, ISSCC 2014, Fig. 1.1.9 (45 nm, 0.9 V), pJ per operation.
 HOROWITZ_ADD_8B_PJ = 0.03
@@ -169,3 +170,18 @@ class EnergyModel:
 ECP5_85F = EnergyModel()
 # The 25F's static power is the data sheet's own figure (no scaling).
 ECP5_25F = EnergyModel(static_power_w=_static_w(ECP5_25F_LUTS), device="LFE5U-25F", static_source=_DATASHEET)
+
+
+def step_energy(program: Any, config: Any, seconds: float, model: EnergyModel | None = None) -> dict[str, Any]:
+    """Modelled energy of one training step of ``program`` (a fixed-point Program) on the
+    accelerator ``config`` lasting ``seconds``: its operations and memory traffic
+    (``ttedge.hw.traffic``) priced by ``model``, in joules and per part (pJ), with the constants."""
+    from ..hw.traffic import step_traffic
+
+    model = model or EnergyModel()
+    traffic = step_traffic(program, config)
+    pj = model.energy_pj(OpCounts(mults=dict(traffic.mults), adds=dict(traffic.adds), mem_read_bits=traffic.read_bits,
+                                  mem_write_bits=traffic.write_bits, seconds=seconds))
+    return {"joules_per_sample": pj["total"] * 1e-12 / program.batch, "seconds_per_sample": seconds / program.batch,
+            **{f"{k}_pj": round(v, 1) for k, v in pj.items()}, "traffic": traffic.as_dict(),
+            "constants": [list(c) for c in model.constants()]}

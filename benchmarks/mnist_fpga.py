@@ -1,0 +1,123 @@
+"""The MNIST training accelerator on FPGAs: ECP5 place and route, Fmax, time and energy per sample; ZU3EG counts.
+
+    .venv/bin/python benchmarks/mnist_fpga.py [--config configs/mnist_tt_fixed.toml] [--p 1 --q 1] [--override --key=value ...]
+
+The configuration's batch-1 training program (default: the MNIST reference TT net, on a 1 x 1 array,
+the largest whose memories are all banked into block RAM: ``ttedge.synth.memfit``) is generated,
+synthesized by Yosys ``synth_ecp5`` and placed and routed by nextpnr-ecp5, as ``ttedge hw synth
+--target ecp5`` does, and synthesized by Yosys ``synth_xilinx`` for the Zynq UltraScale+ ZU3EG (resource
+counts only, as ``--target xcup``). From the same run:
+
+- time per sample on the FPGA = the step's cycles (cycle model, equal to the simulated counters) / Fmax;
+- energy per sample on the FPGA: ``ttedge.synth.energy.step_energy`` (per-operation model, cited constants);
+- the CPU: float32 PyTorch training of the same TT net and of its dense counterpart on this machine,
+  batch 1, one thread (``ttedge.report.cpu``), energy at its stated, assumed power per core.
+
+Writes benchmarks/results/mnist_fpga.json and the "mnist-fpga" section of benchmarks/RESULTS.md.
+Takes about 12 minutes on the development VM (place and route about 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ttedge.config import load_config
+from ttedge.data import NUM_CLASSES, num_features
+from ttedge.hw import AcceleratorConfig
+from ttedge.hw.cycles import step_cycles, utilization
+from ttedge.hw.generate import build, generate
+from ttedge.models import build_model, dense_counterpart
+from ttedge.report.cpu import CPU_POWER_SOURCE, time_training
+from ttedge.synth import synthesize
+from ttedge.synth.devices import ecp5_device
+from ttedge.synth.energy import latency_s, step_energy
+from ttedge.synth.memfit import ecp5_memory_problem, memory_needs
+from ttedge.train import RunConfig
+
+from results_md import publish  # benchmarks/ is on sys.path when run as a script
+
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN, END = "<!-- mnist-fpga:begin -->", "<!-- mnist-fpga:end -->"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "mnist_tt_fixed.toml"))
+    ap.add_argument("--p", type=int, default=1)
+    ap.add_argument("--q", type=int, default=1)
+    ap.add_argument("--override", action="append", default=[], help="config overrides (--section.key=value)")
+    ap.add_argument("--cpu-steps", type=int, default=200)
+    args = ap.parse_args()
+    cfg = load_config(RunConfig, args.config, args.override)
+    program, interp = build(cfg, 1)
+    acc = AcceleratorConfig(p=args.p, q=args.q)
+    device = ecp5_device("85k")
+    needs = memory_needs(program, acc)
+    if problem := ecp5_memory_problem(needs, device):
+        raise SystemExit(f"error: {problem}")
+    cycles = step_cycles(program, acc)
+    with tempfile.TemporaryDirectory(prefix="ecp5_mnist_") as tmp:
+        files = generate(program, interp.state_dict(), acc, tmp)
+        synth = synthesize(files["accelerator.v"], "ttedge_accelerator", "ecp5", Path(tmp) / "ecp5",
+                           clock_mhz=cfg.report.clock_mhz, on_log=None)
+        xcup = synthesize(files["accelerator.v"], "ttedge_accelerator", "xcup", Path(tmp) / "xcup")
+    flat = {**synth.to_flat(), **xcup.to_flat()}
+    config = " ".join([str(Path(args.config).relative_to(ROOT)) if Path(args.config).is_relative_to(ROOT) else args.config, *args.override])
+    result: dict[str, Any] = {"config": config, "batch": 1, "p": acc.p, "q": acc.q, "step_cycles": cycles,
+                              "utilization": utilization(program, acc), "macs": program.macs,
+                              "memories": [vars(n) | {"flip_flops": n.flip_flops} for n in needs], **flat}
+    fmax = synth.fmax_mhz
+    if synth.ok and fmax:
+        seconds = latency_s(cycles, fmax)
+        result["fpga"] = step_energy(program, acc, seconds)
+    width = num_features(cfg.data.name, cfg.data.pad_width or None)
+    tt = build_model(cfg.model, width, NUM_CLASSES, seed=cfg.train.seed)
+    result["cpu"] = [time_training(m, width, NUM_CLASSES, 1, name, steps=args.cpu_steps).to_dict()
+                     for m, name in ((tt, "ttedge TT net"), (dense_counterpart(tt), "dense counterpart"))]
+    result["cpu_power_source"] = CPU_POWER_SOURCE
+    publish(result, "mnist_fpga.json", _section, BEGIN, END)
+    print(synth.summary())
+    print(xcup.summary())
+
+
+def _section(r: dict[str, Any], when: str) -> str:
+    lines = [BEGIN, "## The MNIST training accelerator on FPGAs", "",
+             f"Measured {when} by `benchmarks/mnist_fpga.py`: `{r['config']}`, batch {r['batch']}, a {r['p']} x {r['q']} array; "
+             f"LFE5U-85F: Yosys `synth_ecp5` and nextpnr-ecp5 (status: {r['ecp5.status']}); "
+             f"XCZU3EG: Yosys `synth_xilinx`, counts only (status: {r['xcup.status']}).", ""]
+    lines += ["| memory | words x bits | read ports | write ports | banks |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {m['name']} | {m['depth']:,} x {m['width']} | {m['reads']} | {m['writes']} | {m['banks'] or 'unbanked'} |"
+              for m in r["memories"]]
+    keys = [("LFE5U-85F LUT4", "ecp5.lut4"), ("LFE5U-85F flip-flops", "ecp5.ff"), ("LFE5U-85F 18x18 multipliers", "ecp5.mult18x18d"),
+            ("LFE5U-85F block RAMs (DP16KD, 18 kb)", "ecp5.dp16kd"), ("LFE5U-85F Fmax, MHz (requested 125)", "ecp5.fmax_mhz"),
+            ("XCZU3EG LUT", "xcup.lut"), ("XCZU3EG flip-flops", "xcup.ff"), ("XCZU3EG DSP48E2", "xcup.dsp48e2"),
+            ("XCZU3EG block RAM (36 kb equivalents)", "xcup.bram36")]
+    lines += ["", "| resource | used | available |", "|---|---:|---:|"]
+    lines += [f"| {name} | {r[key]:,} | {r.get(key + '_avail', '-')} |" for name, key in keys if key in r]
+    for target in ("ecp5", "xcup"):
+        if f"{target}.message" in r:
+            lines += ["", f"{target}: {r[target + '.message']}"]
+    lines += ["", f"One training step (one sample) takes {r['step_cycles']:,} cycles ({r['macs']:,} MACs, "
+              f"{r['utilization']:.1%} of the array busy)."]
+    rows = []
+    if "fpga" in r:
+        f = r["fpga"]
+        rows.append(["FPGA at Fmax", f"{f['seconds_per_sample'] * 1e3:.3f}", f"{f['joules_per_sample'] * 1e3:.3f}",
+                     "cycles / Fmax; per-operation energy model (constants in the JSON)"])
+    for c in r["cpu"]:
+        rows.append([f"CPU, PyTorch float32, {c['name']}", f"{c['seconds_per_sample'] * 1e3:.3f}",
+                     f"{c['joules_per_sample'] * 1e3:.3f}", f"{c['threads']} thread, {c['steps']} steps at batch 1, {c['watts']} W assumed"])
+    lines += ["", "| per training sample | ms | mJ | how |", "|---|---:|---:|---|"] + ["| " + " | ".join(row) + " |" for row in rows]
+    if "fpga" in r:
+        cpu = r["cpu"][0]
+        f = r["fpga"]
+        lines += ["", f"Against the TT net on the CPU: {cpu['seconds_per_sample'] / f['seconds_per_sample']:.2f}x the speed, "
+                  f"{cpu['joules_per_sample'] / f['joules_per_sample']:.1f}x less energy. CPU power: {r['cpu_power_source']}."]
+    return "\n".join(lines + [END])
+
+
+if __name__ == "__main__":
+    main()
