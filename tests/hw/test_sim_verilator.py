@@ -48,9 +48,12 @@ def test_banked_memories_on_a_one_by_one_array_are_bit_exact(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("TTEDGE_HW_MNIST") != "1", reason="the MNIST run is opt-in: set TTEDGE_HW_MNIST=1 (about 5 minutes)")
-def test_mnist_reference_net_ten_steps_bit_exact(tmp_path: Path, mnist_dir: Path) -> None:
-    """configs/mnist_tt_fixed.toml at batch 1 on the 16 x 8 array: 10 steps on MNIST samples."""
+@pytest.mark.skipif(os.environ.get("TTEDGE_HW_MNIST") != "1", reason="the MNIST runs are opt-in: set TTEDGE_HW_MNIST=1 (about 8 minutes)")
+@pytest.mark.parametrize("pq", [(16, 8), (1, 1)])
+def test_mnist_reference_net_ten_steps_bit_exact(tmp_path: Path, mnist_dir: Path, pq: tuple[int, int]) -> None:
+    """configs/mnist_tt_fixed.toml at batch 1 on the 16 x 8 array, and on the 1 x 1 array whose
+    memories are all banked (the design benchmarks/mnist_fpga.py places and routes): 10 steps on
+    MNIST samples."""
     from ttedge.config import load_config
     from ttedge.hw import AcceleratorConfig
     from ttedge.hw.generate import build
@@ -61,7 +64,7 @@ def test_mnist_reference_net_ten_steps_bit_exact(tmp_path: Path, mnist_dir: Path
     program, interp = build(cfg, 1)
     x, y = load_split(cfg.data, "train")
     batches = [(interp.quantize_input(x[i : i + 1].numpy()), y[i : i + 1].numpy()) for i in range(10)]
-    config = AcceleratorConfig()
+    config = AcceleratorConfig(p=pq[0], q=pq[1])
     report = verilator_simulate(interp, config, batches, tmp_path)
     assert report.mismatches == []
     assert report.step_cycles == [step_cycles(program, config)] * 10
