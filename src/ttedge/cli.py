@@ -285,6 +285,11 @@ def _cmd_report(args: argparse.Namespace, overrides: list[str]) -> int:
             bar = tqdm(total=info["total_steps"], initial=info["start_step"], unit="step", desc=info["stage"], dynamic_ncols=True)
         elif event == "step" and bar is not None:
             bar.update(1)
+        elif event == "log":  # a synthesis tool's output: minutes of it; show that it moves, and where
+            if bar is None:
+                bar = tqdm(desc=info["stage"], unit=" log lines", dynamic_ncols=True, bar_format="{desc}: {elapsed}, {n} {unit} | {postfix}")
+            bar.set_postfix_str(info["line"].strip()[:70], refresh=False)
+            bar.update(1)
 
     path = run_pipeline(cfg, args.out, on_event)
     if bar is not None:

@@ -138,3 +138,17 @@ def test_pipeline_up5k_target_reports_the_fit(tmp_path: Path, fake_tools: Path, 
     assert "| synth-up5k | It does not fit the iCE40 UP5K: the logic needs at least 6,110 logic cells" in md
     assert "## iCE40 UP5K: does the whole training step fit?" in md
     assert not (tmp_path / "run" / "synth" / "up5k").exists() and not (tmp_path / "run" / "stages" / "synth-up5k.json").exists()
+
+
+def test_report_command_shows_the_synthesis_tools_progress(tmp_path: Path, fake_tools: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           configs_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Minutes of Yosys: ``ttedge report`` shows a line that moves with the tool's log."""
+    from ttedge.cli import main
+
+    monkeypatch.setenv("FAKE_NETLIST_ICE40", str(netlist(tmp_path / "n.json", 6000, 10, 1)))
+    tiny = ["--model.hidden=[16]", "--model.in_modes=[[8, 8], [4, 4]]", "--model.out_modes=[[4, 4], [2, 5]]",
+            "--model.ranks=[[3], [3]]", "--train.epochs=1", "--report.sim_steps=1", "--hw.p=1", "--hw.q=1",
+            "--report.cpu_steps=2", "--bayes.enabled=false", '--report.targets=["up5k"]']
+    assert main(["report", "--config", str(configs_dir / "digits_pipeline.toml"), "--out", str(tmp_path / "run"), *tiny]) == 0
+    err = capsys.readouterr().err
+    assert "synth-up5k: " in err and " log lines | " in err and "[synth-up5k] not available: It does not fit" in err

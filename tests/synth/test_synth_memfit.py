@@ -59,3 +59,13 @@ def test_pipeline_ecp5_target_stops_before_synthesis(tmp_path: Path, fake_tools:
     line = next(line for line in md.splitlines() if line.startswith("| synth-ecp5 |"))
     assert "write ports, so it cannot be block RAM" in line and "TINY's 10" in line
     assert not (tmp_path / "run" / "synth" / "ecp5").exists()
+
+
+
+def test_a_netlist_without_the_top_module_is_a_failed_synthesis_not_a_crash(tmp_path: Path, fake_tools: Path) -> None:
+    from ttedge.synth import synthesize
+
+    (tmp_path / "d.v").write_text("module other(); endmodule\n")
+    result = synthesize(tmp_path / "d.v", "ttedge_accelerator", "xcup", tmp_path / "out")  # the stand-in writes ExpNeg's netlist
+    assert result.status == "synthesis_failed"
+    assert result.message.startswith("Yosys wrote a netlist ttedge cannot read (the netlist has no module ttedge_accelerator;")

@@ -254,7 +254,13 @@ def _synth(part: Device, top: str, out: Path, yosys: str, command: str, on_log: 
         message = _failure(f"Yosys ({command.split()[0]})", run, log, out / "yosys.log")
         failed = SynthResult(part.target, part.name, top, "synthesis_failed", message, seconds={"synth": run.seconds}, out_dir=out)
         return failed, {}, run.seconds, version
-    return None, dict(count_cells(json.loads(netlist.read_text()), top)), run.seconds, version
+    try:
+        cells = dict(count_cells(json.loads(netlist.read_text()), top))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # json.JSONDecodeError is a ValueError
+        message = f"Yosys wrote a netlist ttedge cannot read ({exc}; {netlist}); check the design's top module name and rerun."
+        failed = SynthResult(part.target, part.name, top, "synthesis_failed", message, seconds={"synth": run.seconds}, out_dir=out)
+        return failed, {}, run.seconds, version
+    return None, cells, run.seconds, version
 
 
 def _place_and_route(argv: list[str], extra: tuple[str, ...], out: Path, what: str, on_log: LogCallback | None,

@@ -60,6 +60,8 @@ def count_cells(netlist: Mapping[str, Any], top: str | None = None) -> Counter[s
         if len(tops) != 1:
             raise ValueError(f"the netlist marks {len(tops)} top modules; pass top= explicitly")
         top = tops[0]
+    if top not in modules:
+        raise ValueError(f"the netlist has no module {top}")
     memo: dict[str, Counter[str]] = {}
 
     def expand(name: str, stack: tuple[str, ...]) -> Counter[str]:
