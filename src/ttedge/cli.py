@@ -287,7 +287,7 @@ def _cmd_report(args: argparse.Namespace, overrides: list[str]) -> int:
             bar.update(1)
         elif event == "log":  # a synthesis tool's output: minutes of it; show that it moves, and where
             if bar is None:
-                bar = tqdm(desc=info["stage"], unit=" log lines", dynamic_ncols=True, bar_format="{desc}: {elapsed}, {n} {unit} | {postfix}")
+                bar = tqdm(desc=info["stage"], unit=" log lines", dynamic_ncols=True, bar_format="{desc}: {elapsed}, {n}{unit}{postfix}")
             bar.set_postfix_str(info["line"].strip()[:70], refresh=False)
             bar.update(1)
 

@@ -151,4 +151,4 @@ def test_report_command_shows_the_synthesis_tools_progress(tmp_path: Path, fake_
             "--report.cpu_steps=2", "--bayes.enabled=false", '--report.targets=["up5k"]']
     assert main(["report", "--config", str(configs_dir / "digits_pipeline.toml"), "--out", str(tmp_path / "run"), *tiny]) == 0
     err = capsys.readouterr().err
-    assert "synth-up5k: " in err and " log lines | " in err and "[synth-up5k] not available: It does not fit" in err
+    assert "synth-up5k: " in err and " log lines, " in err and "[synth-up5k] not available: It does not fit" in err
