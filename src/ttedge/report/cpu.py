@@ -8,6 +8,7 @@ counters (no RAPL), so the figure is an assumption, printed with every result th
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
@@ -50,7 +51,9 @@ class CpuTiming:
 
 def time_training(model: nn.Module, in_features: int, num_classes: int, batch: int, name: str,
                   steps: int = 50, warmup: int = 5, threads: int = 1, seed: int = 0) -> CpuTiming:
-    """Mean time of ``steps`` SGD training steps of ``model`` on random float32 data, after ``warmup`` steps."""
+    """Median time of ``steps`` SGD training steps of ``model`` on random float32 data, after ``warmup``
+    steps: each step is timed alone, so that a step slowed by another job on the machine moves the
+    figure little (a mean of 30 steps moved 3x between two runs of the default job)."""
     for key, value, low in (("batch", batch, 1), ("steps", steps, 1), ("warmup", warmup, 0), ("threads", threads, 1)):
         if not isinstance(value, int) or value < low:
             raise ConfigError(f"{key} must be an integer >= {low}, got {value!r}.")
@@ -70,10 +73,12 @@ def time_training(model: nn.Module, in_features: int, num_classes: int, batch: i
 
         for _ in range(warmup):
             step()
-        t0 = time.perf_counter()
+        times = []
         for _ in range(steps):
+            t0 = time.perf_counter()
             step()
-        seconds = (time.perf_counter() - t0) / steps
+            times.append(time.perf_counter() - t0)
+        seconds = statistics.median(times)
     finally:
         torch.set_num_threads(previous)
     return CpuTiming(name, batch, threads, steps, seconds, threads * CPU_WATTS_PER_CORE)
