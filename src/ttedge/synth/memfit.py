@@ -2,7 +2,7 @@
 
 A width-class memory (:mod:`ttedge.hw.memories`) becomes block RAM when it is banked (each bank one
 read and one write port: :mod:`ttedge.hw.banks`) or, unbanked, when it has one write port (Yosys
-then replicates it once per read port). With several write ports, as where the engine's Q output
+then replicates it once per read port: a P x 1 array's left operands take P copies). With several write ports, as where the engine's Q output
 lanes write one buffer Q words per cycle, no ECP5 block RAM can hold it and Yosys builds it from
 flip-flops, one per bit. When those flip-flops alone exceed the part, synthesis cannot succeed;
 :func:`ecp5_memory_problem` says so at once, where Yosys would run for minutes first (the MNIST
@@ -64,5 +64,5 @@ def ecp5_memory_problem(needs: list[MemoryNeed], device: Device) -> str:
     return (
         f"{worst.name} ({worst.depth} words of {worst.width} bits) has {worst.writes} write ports, so it cannot be block RAM "
         f"and the memories would take {ff:,} flip-flops, {ff / device.capacity['ff']:.1f}x the {device.name}'s "
-        f"{device.capacity['ff']:,}; a 1 x 1 array (--p 1 --q 1) banks every memory into block RAM."
+        f"{device.capacity['ff']:,}; with one output lane (--q 1) every memory has one write port and can be block RAM."
     )
