@@ -34,7 +34,7 @@ from ttedge.report.cpu import CPU_POWER_SOURCE, time_training
 from ttedge.synth import synthesize
 from ttedge.synth.devices import ecp5_device
 from ttedge.synth.energy import latency_s, step_energy
-from ttedge.synth.memfit import ecp5_memory_problem, memory_needs
+from ttedge.synth.memfit import memory_needs, memory_problem
 from ttedge.train import RunConfig
 
 from results_md import publish  # benchmarks/ is on sys.path when run as a script
@@ -56,7 +56,7 @@ def main() -> None:
     acc = AcceleratorConfig(p=args.p, q=args.q)
     device = ecp5_device("85k")
     needs = memory_needs(program, acc)
-    if problem := ecp5_memory_problem(needs, device):
+    if problem := memory_problem(needs, device):
         raise SystemExit(f"error: {problem}")
     cycles = step_cycles(program, acc)
     with tempfile.TemporaryDirectory(prefix="ecp5_mnist_") as tmp:

@@ -94,13 +94,11 @@ def _cmd_hw(args: argparse.Namespace, overrides: list[str]) -> int:
             if not fit.fits:
                 print(f"error: {fit.message()}", file=sys.stderr)
                 return 1
-        if args.target == "ecp5":  # memories that cannot be block RAM: stop before a synthesis that cannot succeed
-            from .synth.devices import ecp5_device
-            from .synth.memfit import ecp5_memory_problem, memory_needs
+        from .synth.memfit import synthesis_blocker
 
-            if problem := ecp5_memory_problem(memory_needs(program, acc), ecp5_device("85k")):
-                print(f"error: {problem}", file=sys.stderr)
-                return 1
+        if problem := synthesis_blocker(program, acc, args.target):  # memories that cannot be block RAM: stop at once
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
         files = generate(program, interp.state_dict(), acc, args.out)
         result = synthesize(files["accelerator.v"], "ttedge_accelerator", args.target, args.out,
                             clock_mhz=args.clock_mhz or cfg.report.clock_mhz)

@@ -185,12 +185,11 @@ def _synth_stage(cfg: RunConfig, out: Path, target: str, emit: Callback) -> dict
         flat = {**fit.to_flat(), "up5k.fit": fit.summary()}
         if not fit.fits:
             return {**flat, "missing": fit.message()}
-    if target == "ecp5":  # memories that cannot be block RAM: stop before a synthesis that cannot succeed
-        from .synth.devices import ecp5_device
-        from .synth.memfit import ecp5_memory_problem, memory_needs
+    if target != "up5k":  # memories that cannot be block RAM: stop before a synthesis that cannot succeed
+        from .synth.memfit import synthesis_blocker
 
-        if problem := ecp5_memory_problem(memory_needs(_hardware_program(cfg, out)[0], cfg.hw.accelerator()), ecp5_device("85k")):
-            return {"ecp5.status": "does_not_fit", "ecp5.message": problem, "missing": problem}
+        if problem := synthesis_blocker(_hardware_program(cfg, out)[0], cfg.hw.accelerator(), target):
+            return {f"{target}.status": "does_not_fit", f"{target}.message": problem, "missing": problem}
     hardware = json.loads((out / "stages" / "hardware.json").read_text())
     try:
         result = synthesize(Path(hardware["files"]["accelerator.v"]), hardware["top"], target, out / "synth" / target,  # type: ignore[arg-type]

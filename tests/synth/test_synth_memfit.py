@@ -10,7 +10,7 @@ import pytest
 from ttedge.cli import main
 from ttedge.hw.config import AcceleratorConfig
 from ttedge.synth.devices import Device, ecp5_device
-from ttedge.synth.memfit import ecp5_memory_problem, memory_needs
+from ttedge.synth.memfit import memory_needs, memory_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "hw"))
 from test_sim import random_case  # noqa: E402
@@ -23,9 +23,9 @@ def test_one_by_one_array_banks_every_memory_that_several_lanes_would_not() -> N
     lanes = memory_needs(program, AcceleratorConfig(p=1, q=3))
     outs = [n for n in lanes if n.writes >= 3]
     assert outs and all(n.banks == 0 and n.flip_flops == n.width * n.depth for n in outs)
-    assert ecp5_memory_problem(lanes, ecp5_device("85k")) == ""  # a small network's memories fit in flip-flops
+    assert memory_problem(lanes, ecp5_device("85k")) == ""  # a small network's memories fit in flip-flops
     tiny = Device("ecp5", "TINY", {"lut4": 10, "ff": 10, "mult18x18d": 1, "dp16kd": 1})
-    problem = ecp5_memory_problem(lanes, tiny)
+    problem = memory_problem(lanes, tiny)
     worst = max(outs, key=lambda n: n.flip_flops)
     assert problem.startswith(f"{worst.name} ({worst.depth} words of {worst.width} bits) has {worst.writes} write ports")
     assert problem.endswith("TINY's 10; with one output lane (--q 1) every memory has one write port and can be block RAM.")
@@ -40,18 +40,20 @@ def test_hw_synth_stops_at_once_when_memories_cannot_be_block_ram(tmp_path: Path
     assert err.startswith("error: mem1 (66944 words of 16 bits) has 8 write ports, so it cannot be block RAM")
     assert "1,071,104 flip-flops, 12.8x the LFE5U-85F's 83,640" in err
     assert not (tmp_path / "out").exists()  # nothing generated, no synthesis started
+    assert main([*args[:-4], "--target", "xcup", "--out", str(tmp_path / "out")]) == 1  # the ZU3EG: 141,120 flip-flops
+    assert "1,071,104 flip-flops, 7.6x the XCZU3EG's 141,120" in capsys.readouterr().err
 
 
 def test_pipeline_ecp5_target_stops_before_synthesis(tmp_path: Path, fake_tools: Path, monkeypatch: pytest.MonkeyPatch,
                                                      configs_dir: Path) -> None:
     """The report's ecp5 target on a design whose multi-write-port memories exceed the part's
     flip-flops (a stand-in part with 10): the reason is the missing part's, and no synthesis runs."""
-    import ttedge.synth.devices as devices
+    import ttedge.synth.memfit as memfit
     from ttedge.config import load_config
     from ttedge.pipeline import run_pipeline
     from ttedge.train import RunConfig
 
-    monkeypatch.setattr(devices, "ecp5_device", lambda size: Device("ecp5", "TINY", {"lut4": 10, "ff": 10, "mult18x18d": 1, "dp16kd": 1}))
+    monkeypatch.setattr(memfit, "ecp5_device", lambda size: Device("ecp5", "TINY", {"lut4": 10, "ff": 10, "mult18x18d": 1, "dp16kd": 1}))
     tiny = ["--model.hidden=[16]", "--model.in_modes=[[8, 8], [4, 4]]", "--model.out_modes=[[4, 4], [2, 5]]",
             "--model.ranks=[[3], [3]]", "--train.epochs=1", "--report.sim_steps=1", "--hw.p=1", "--hw.q=3",
             "--report.cpu_steps=2", "--bayes.enabled=false", '--report.targets=["ecp5"]']

@@ -1,11 +1,12 @@
-"""Whether an accelerator's memories can be block RAM on an ECP5 part, checked before synthesis.
+"""Whether an accelerator's memories can be block RAM on an ECP5 or ZU3EG part, checked before synthesis.
 
 A width-class memory (:mod:`ttedge.hw.memories`) becomes block RAM when it is banked (each bank one
 read and one write port: :mod:`ttedge.hw.banks`) or, unbanked, when it has one write port (Yosys
-then replicates it once per read port: a P x 1 array's left operands take P copies). With several write ports, as where the engine's Q output
-lanes write one buffer Q words per cycle, no ECP5 block RAM can hold it and Yosys builds it from
-flip-flops, one per bit. When those flip-flops alone exceed the part, synthesis cannot succeed;
-:func:`ecp5_memory_problem` says so at once, where Yosys would run for minutes first (the MNIST
+then replicates it once per read port: a P x 1 array's left operands take P copies). With several
+write ports, as where the engine's Q output lanes write one buffer Q words per cycle, no block RAM
+of either part can hold it (each has two ports, and these memories also read other addresses in the
+same cycle), and Yosys builds it from flip-flops, one per bit. When those flip-flops alone exceed
+the part, synthesis cannot succeed; :func:`memory_problem` says so at once, where Yosys would run for minutes first (the MNIST
 reference accelerator at batch 1 on a 1 x 1 array, before memories were banked, ran 7 minutes and
 then stopped with an internal error).
 """
@@ -20,9 +21,9 @@ from ..hw.config import AcceleratorConfig
 from ..hw.isa import encode_program
 from ..hw.memmap import MemoryMap
 from ..hw.memories import port_counts
-from .devices import Device
+from .devices import ZU3EG, Device, ecp5_device
 
-__all__ = ["MemoryNeed", "memory_needs", "ecp5_memory_problem"]
+__all__ = ["MemoryNeed", "memory_needs", "memory_problem", "synthesis_blocker"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def memory_needs(program: Program, config: AcceleratorConfig) -> list[MemoryNeed
     return needs
 
 
-def ecp5_memory_problem(needs: list[MemoryNeed], device: Device) -> str:
+def memory_problem(needs: list[MemoryNeed], device: Device) -> str:
     """A sentence naming why the memories cannot fit ``device``, or "" when they may."""
     ff = sum(n.flip_flops for n in needs)
     if ff <= device.capacity["ff"]:
@@ -66,3 +67,11 @@ def ecp5_memory_problem(needs: list[MemoryNeed], device: Device) -> str:
         f"and the memories would take {ff:,} flip-flops, {ff / device.capacity['ff']:.1f}x the {device.name}'s "
         f"{device.capacity['ff']:,}; with one output lane (--q 1) every memory has one write port and can be block RAM."
     )
+
+
+def synthesis_blocker(program: Program, config: AcceleratorConfig, target: str) -> str:
+    """Why synthesis of ``program``'s accelerator for ``target`` cannot succeed, or "" (the ECP5
+    LFE5U-85F and the ZU3EG, the parts ``ttedge.synth.synthesize`` uses by default; the UP5K has its
+    own fit, ``ttedge.synth.fit_up5k``)."""
+    devices = {"ecp5": ecp5_device("85k"), "xcup": ZU3EG}
+    return memory_problem(memory_needs(program, config), devices[target]) if target in devices else ""
