@@ -31,6 +31,8 @@ def test_pipeline_runs_every_stage_and_resumes(tmp_path: Path, configs_dir: Path
     assert sum(sim["macs_by_kind"].values()) == sim["macs"]
     md = report.read_text()
     assert "## Headline: ttedge beside the paper" in md and "## Cycles and MAC-array utilization" in md
+    # a 4 x 2 array: the output memory takes 2 writes per cycle (flip-flops), the left operands' 4 reads (copies)
+    assert "## On-chip memories" in md and "| 2 write ports: flip-flops (" in md and "one copy per read port (4), block RAM" in md
     assert "no-such-yosys" in md  # the missing tool, named in the partial report
     assert ("stage-missing", "synth-ecp5") in events
     assert (report.parent / "report.html").exists() and (report.parent / "memory.png").exists()

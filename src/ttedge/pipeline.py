@@ -145,9 +145,12 @@ def _hardware_program(cfg: RunConfig, out: Path) -> tuple[Any, Any]:
 def _hardware_stage(cfg: RunConfig, out: Path) -> dict[str, Any]:
     from .hw.generate import generate
 
+    from .synth.memfit import memory_needs
+
     program, interp = _hardware_program(cfg, out)
     files = generate(program, interp.state_dict(), cfg.hw.accelerator(), out / "hardware")
-    return {"files": {k: str(v) for k, v in files.items()}, "top": "ttedge_accelerator", "p": cfg.hw.p, "q": cfg.hw.q}
+    return {"files": {k: str(v) for k, v in files.items()}, "top": "ttedge_accelerator", "p": cfg.hw.p, "q": cfg.hw.q,
+            "memories": [n.as_dict() for n in memory_needs(program, cfg.hw.accelerator())]}
 
 
 def _simulate_stage(cfg: RunConfig, out: Path) -> dict[str, Any]:
@@ -241,6 +244,8 @@ def _report_data(cfg: RunConfig, hw_cfg: RunConfig | None, results: dict[str, An
                          "step_ratio": data.memory["step_ratio"]})
         data.accuracy = runs
         data.orders = _orders(hw_cfg)
+    if "hardware" in results:
+        data.memories = results["hardware"].get("memories")  # absent in runs made before it was recorded
     if "simulate" in results:
         data.cycles = results["simulate"]
         if not results["simulate"]["bit_exact"]:

@@ -23,6 +23,8 @@ def test_one_by_one_array_banks_every_memory_that_several_lanes_would_not() -> N
     lanes = memory_needs(program, AcceleratorConfig(p=1, q=3))
     outs = [n for n in lanes if n.writes >= 3]
     assert outs and all(n.banks == 0 and n.flip_flops == n.width * n.depth for n in outs)
+    assert all(n.built_as.endswith(", each one read and one write port (block RAM)") for n in one)
+    assert all(n.built_as == f"{n.writes} write ports: flip-flops ({n.flip_flops:,})" for n in outs)
     assert memory_problem(lanes, ecp5_device("85k")) == ""  # a small network's memories fit in flip-flops
     tiny = Device("ecp5", "TINY", {"lut4": 10, "ff": 10, "mult18x18d": 1, "dp16kd": 1})
     problem = memory_problem(lanes, tiny)

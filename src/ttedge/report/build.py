@@ -42,6 +42,7 @@ class ReportData:
     cpu: list[dict[str, Any]] | None = None  # report.cpu.CpuTiming.to_dict() rows
     cpu_power_source: str = ""
     orders: list[dict[str, Any]] | None = None  # per layer: chosen sweep, its step MACs, right-to-left's, the best of all orders
+    memories: list[dict[str, Any]] | None = None  # the accelerator's on-chip memories: ttedge.synth.memfit.MemoryNeed.as_dict()
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it is absent
 
 
@@ -168,6 +169,13 @@ def build_report(d: ReportData, folder: str | Path) -> Path:
             f"chosen sweep. MACs per training step at batch 1: {chosen:,}; right-to-left everywhere (the research "
             f"code's order) needs {rtl:,}, {rtl / chosen:.2f}x as many."],
             [Table(["layer", "order run", "step MACs", "right-to-left", "best of all orders"], rows, {2, 3})]))
+    if d.memories:
+        rows = [[m["name"], f"{m['depth']:,} x {m['width']}", str(m["reads"]), str(m["writes"]), m["built_as"]] for m in d.memories]
+        sections.append(Section("On-chip memories", [
+            "One memory per word width. Where no instruction reaches two of its buffers through two ports in one "
+            "cycle it is split into banks of one read and one write port, one block RAM each (ttedge.hw.banks); "
+            "otherwise synthesis replicates it per read port, or, with several write ports, builds it from flip-flops."],
+            [Table(["memory", "words x bits", "read ports", "write ports", "built as"], rows, {1, 2, 3})]))
     if d.synth:
         rows = [[t, k, str(v)] for t, r in d.synth.items() for k, v in r.items() if not isinstance(v, dict)]
         images = [("resources.png", "resources vs capacity")] if _resources_plot(d.synth, folder / "resources.png") else []

@@ -38,6 +38,20 @@ class MemoryNeed:
     banks: int  # banks of one read and one write port each (0: unbanked)
 
     @property
+    def built_as(self) -> str:
+        """How synthesis builds it, in words: banked, replicated per read port, or flip-flops."""
+        if self.banks:
+            return f"{self.banks} bank{'s' if self.banks > 1 else ''}, each one read and one write port (block RAM)"
+        if self.writes > 1:
+            return f"{self.writes} write ports: flip-flops ({self.flip_flops:,})"
+        return f"one copy per read port ({self.reads}), block RAM" if self.reads > 1 else "one block RAM array"
+
+    def as_dict(self) -> dict[str, int | str]:
+        """Its fields, with ``flip_flops`` and ``built_as``."""
+        return {**{k: getattr(self, k) for k in ("name", "width", "depth", "reads", "writes", "banks")},
+                "flip_flops": self.flip_flops, "built_as": self.built_as}
+
+    @property
     def flip_flops(self) -> int:
         """Flip-flops it takes when it cannot be block RAM (several write ports, unbanked); else 0."""
         return self.width * self.depth if self.banks == 0 and self.writes > 1 else 0
