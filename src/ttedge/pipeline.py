@@ -191,12 +191,13 @@ def _synth_stage(cfg: RunConfig, out: Path, target: str, emit: Callback) -> dict
     if target != "up5k":  # memories that cannot be block RAM: stop before a synthesis that cannot succeed
         from .synth.memfit import synthesis_blocker
 
-        if problem := synthesis_blocker(_hardware_program(cfg, out)[0], cfg.hw.accelerator(), target):
+        if problem := synthesis_blocker(_hardware_program(cfg, out)[0], cfg.hw.accelerator(), target, cfg.report.ecp5_device):
             return {f"{target}.status": "does_not_fit", f"{target}.message": problem, "missing": problem}
     hardware = json.loads((out / "stages" / "hardware.json").read_text())
     try:
+        part = {"device": cfg.report.ecp5_device} if target == "ecp5" else {}
         result = synthesize(Path(hardware["files"]["accelerator.v"]), hardware["top"], target, out / "synth" / target,  # type: ignore[arg-type]
-                            clock_mhz=cfg.report.clock_mhz, on_log=on_log)
+                            clock_mhz=cfg.report.clock_mhz, on_log=on_log, **part)
     except SynthesisError as exc:
         return {**flat, **exc.result.to_flat(), "missing": str(exc)}
     flat.update(result.to_flat())
@@ -221,10 +222,11 @@ def _cpu_stage(cfg: RunConfig) -> dict[str, Any]:
 
 
 def _energy(cfg: RunConfig, cycles: dict[str, Any], fmax_mhz: float) -> dict[str, Any]:
-    from .synth.energy import step_energy
+    from .synth.energy import ecp5_energy_model, step_energy
 
     _, program = cfg.build_fixed(1)  # the simulated batch-1 program; its traffic does not depend on the trained codes
-    return {**step_energy(program, cfg.hw.accelerator(), seconds_per_sample(cycles, fmax_mhz)), "fmax_mhz": fmax_mhz}
+    model = ecp5_energy_model(cfg.report.ecp5_device)  # the part placed and routed: its static power
+    return {**step_energy(program, cfg.hw.accelerator(), seconds_per_sample(cycles, fmax_mhz), model), "fmax_mhz": fmax_mhz}
 
 
 def _report_data(cfg: RunConfig, hw_cfg: RunConfig | None, results: dict[str, Any], missing: dict[str, str]) -> ReportData:

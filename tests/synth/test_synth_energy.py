@@ -74,3 +74,12 @@ def test_static_power_cites_its_own_source() -> None:
                                        "LFE5U-25F, core scaled by LUT count to the 85F")
     board = EnergyModel(static_power_w=1.5, device="XCZU3EG", static_source="a measured board figure")
     assert dict((n, s) for n, _, _, s in board.constants())["static_power"] == "XCZU3EG: a measured board figure"
+
+
+def test_ecp5_energy_model_per_part() -> None:
+    from ttedge.synth.energy import ECP5_25F, ECP5_85F, ecp5_energy_model
+
+    assert ecp5_energy_model("25k") is ECP5_25F
+    assert ecp5_energy_model("85k").static_power_w == ECP5_85F.static_power_w
+    mid = ecp5_energy_model("45k")
+    assert mid.device == "LFE5U-45F" and ECP5_25F.static_power_w < mid.static_power_w < ECP5_85F.static_power_w

@@ -73,3 +73,23 @@ def test_a_netlist_without_the_top_module_is_a_failed_synthesis_not_a_crash(tmp_
     result = synthesize(tmp_path / "d.v", "ttedge_accelerator", "xcup", tmp_path / "out")  # the stand-in writes ExpNeg's netlist
     assert result.status == "synthesis_failed"
     assert result.message.startswith("Yosys wrote a netlist ttedge cannot read (the netlist has no module ttedge_accelerator;")
+
+
+def test_pipeline_synthesizes_for_the_configured_ecp5_part(tmp_path: Path, fake_tools: Path, configs_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``report.ecp5_device`` names the part: the memory check, place and route and the energy model's
+    static power all use it (the stand-in tools replay another design, so synthesis fails; the part is
+    still the one recorded)."""
+    import ttedge.synth.memfit as memfit
+    from ttedge.config import load_config
+    from ttedge.pipeline import run_pipeline
+    from ttedge.train import RunConfig
+
+    asked: list[str] = []
+    real = memfit.ecp5_device
+    monkeypatch.setattr(memfit, "ecp5_device", lambda size: (asked.append(size), real(size))[1])
+    tiny = ["--model.hidden=[16]", "--model.in_modes=[[8, 8], [4, 4]]", "--model.out_modes=[[4, 4], [2, 5]]",
+            "--model.ranks=[[3], [3]]", "--train.epochs=1", "--report.sim_steps=1", "--hw.p=2", "--hw.q=1",
+            "--report.cpu_steps=2", "--bayes.enabled=false", '--report.targets=["ecp5"]', "--report.ecp5_device=25k"]
+    md = run_pipeline(load_config(RunConfig, configs_dir / "digits_pipeline.toml", tiny), tmp_path / "run").read_text()
+    assert asked == ["25k"] and "| ecp5 | ecp5.device | LFE5U-25F |" in md

@@ -78,7 +78,8 @@ def headline(d: ReportData) -> list[list[str]]:
                      f"{cpu['seconds_per_sample'] / fpga_s:.1f}x",
                      f"this machine's CPU, PyTorch fp32, batch 1, {cpu['threads']} thread, median of {cpu['steps']} steps: "
                      f"{cpu['seconds_per_sample'] * 1e3:.3f} ms; "
-                     f"accelerator: simulated cycles / ECP5 Fmax = {fpga_s * 1e3:.4f} ms"])
+                     f"accelerator: simulated cycles / {(d.synth or {}).get('ecp5', {}).get('ecp5.device', 'ECP5')} Fmax "
+                     f"= {fpga_s * 1e3:.4f} ms"])
     else:
         why = [d.missing[k] for k in ("cycles", "synth", "cpu") if k in d.missing] or ["cycles, Fmax or CPU timing absent"]
         rows.append(["training speed per sample", f"{PAPER['speed']:.0f}x", "-", "missing: " + "; ".join(why)])

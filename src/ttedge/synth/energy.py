@@ -45,7 +45,7 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["ECP5_25F", "ECP5_85F", "EnergyModel", "OpCounts", "latency_s", "step_energy"]
+__all__ = ["ECP5_25F", "ECP5_85F", "EnergyModel", "OpCounts", "ecp5_energy_model", "latency_s", "step_energy"]
 
 # Horowitz, ISSCC 2014, Fig. 1.1.9 (45 nm, 0.9 V), pJ per operation.
 HOROWITZ_ADD_8B_PJ = 0.03
@@ -170,6 +170,18 @@ class EnergyModel:
 ECP5_85F = EnergyModel()
 # The 25F's static power is the data sheet's own figure (no scaling).
 ECP5_25F = EnergyModel(static_power_w=_static_w(ECP5_25F_LUTS), device="LFE5U-25F", static_source=_DATASHEET)
+
+
+def ecp5_energy_model(size: str) -> EnergyModel:
+    """The energy model of an ECP5 part ("25k", "45k" or "85k"): its static power from the data
+    sheet's LFE5U-25F figures, the core's scaled by the part's LUT count."""
+    from .devices import ecp5_device
+
+    part = ecp5_device(size)
+    if part.name == ECP5_25F.device:
+        return ECP5_25F
+    return EnergyModel(static_power_w=_static_w(part.capacity["lut4"]), device=part.name,
+                       static_source=f"{_DATASHEET}, core scaled by LUT count to the {part.name}")
 
 
 def step_energy(program: Any, config: Any, seconds: float, model: EnergyModel | None = None) -> dict[str, Any]:

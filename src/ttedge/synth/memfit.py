@@ -83,9 +83,8 @@ def memory_problem(needs: list[MemoryNeed], device: Device) -> str:
     )
 
 
-def synthesis_blocker(program: Program, config: AcceleratorConfig, target: str) -> str:
-    """Why synthesis of ``program``'s accelerator for ``target`` cannot succeed, or "" (the ECP5
-    LFE5U-85F and the ZU3EG, the parts ``ttedge.synth.synthesize`` uses by default; the UP5K has its
-    own fit, ``ttedge.synth.fit_up5k``)."""
-    devices = {"ecp5": ecp5_device("85k"), "xcup": ZU3EG}
+def synthesis_blocker(program: Program, config: AcceleratorConfig, target: str, ecp5_size: str = "85k") -> str:
+    """Why synthesis of ``program``'s accelerator for ``target`` cannot succeed, or "" (the ECP5 part
+    of ``ecp5_size``, or the ZU3EG; the UP5K has its own fit, ``ttedge.synth.fit_up5k``)."""
+    devices = {"ecp5": ecp5_device(ecp5_size), "xcup": ZU3EG}
     return memory_problem(memory_needs(program, config), devices[target]) if target in devices else ""

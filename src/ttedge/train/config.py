@@ -233,6 +233,7 @@ class ReportConfig:
     sim_steps: int = at_least(2, 1)  # training steps simulated and checked bit for bit
     targets: list[str] = field(default_factory=lambda: ["ecp5", "xcup"])  # synthesis targets; "up5k": the fit of the whole step first
     clock_mhz: float = 125.0  # clock requested from place and route
+    ecp5_device: str = choice("85k", "25k", "45k")  # the ECP5 part placed and routed (LFE5U-<size>F): its Fmax and static power enter the headline
     cpu_steps: int = at_least(30, 1)  # timed PyTorch steps per CPU measurement
 
     def __post_init__(self) -> None:
