@@ -188,7 +188,7 @@ def _synth_stage(cfg: RunConfig, out: Path, target: str, emit: Callback) -> dict
         flat = {**fit.to_flat(), "up5k.fit": fit.summary()}
         if not fit.fits:
             return {**flat, "missing": fit.message()}
-    if target != "up5k":  # memories that cannot be block RAM: stop before a synthesis that cannot succeed
+    else:  # memories that cannot be block RAM: stop before a synthesis that cannot succeed
         from .synth.memfit import synthesis_blocker
 
         if problem := synthesis_blocker(_hardware_program(cfg, out)[0], cfg.hw.accelerator(), target, cfg.report.ecp5_device):

@@ -29,7 +29,7 @@ from .cycles import cycles_by_kind, instruction_cycles, step_cycles, utilization
 from .banks import Banks, bank_images, plan_banks
 from .isa import encode_program
 from .memmap import MemoryMap
-from .memories import image_file
+from .memories import image_files
 from .top import Accelerator
 
 __all__ = ["build", "generate", "write_memory_images"]
@@ -57,9 +57,8 @@ def write_memory_images(mm: MemoryMap, state: dict[str, np.ndarray], out: Path,
     per bank of a banked memory (``Accelerator.banks``); returns the paths."""
     files = []
     for k, (width, words) in enumerate(zip(mm.widths, mm.images(state))):
-        parts = bank_images(words, banks[k])
-        for b, part in enumerate(parts):
-            files.append(out / image_file(k, None if banks[k] is None else b))
+        for name, part in zip(image_files(k, banks[k]), bank_images(words, banks[k])):
+            files.append(out / name)
             files[-1].write_text(_hex(list(part), width))
     return files
 

@@ -35,7 +35,7 @@ from amaranth.lib.memory import Memory
 if TYPE_CHECKING:
     from .banks import Banks
 
-__all__ = ["ClassMemory", "image_file", "memory_verilog", "port_counts"]
+__all__ = ["ClassMemory", "image_files", "memory_verilog", "port_counts"]
 
 
 def port_counts(roles: set[str], p: int, q: int) -> tuple[int, int]:
@@ -86,13 +86,9 @@ class ClassMemory(Elaboratable):
         ports = [(self.w_en, self.w_addr, self.w_data)] + list(zip(self.e_en, self.e_addr, self.e_data))
         return ports + ([(self.v_en, self.v_addr, self.v_data)] if "V" in self.roles else [])
 
-    def image_count(self) -> int:
-        """``$readmemh`` files the external module reads: one per bank, or one."""
-        return 1 if self.banks is None else len(self.banks)
-
     def verilog(self, init_files: Sequence[str] = (), blackbox: bool = False) -> str:
         """The external memory module of this class (``external`` set), initialized from
-        ``init_files`` (:meth:`image_count` of them); with ``blackbox`` its ports only, marked
+        ``init_files`` (:func:`image_files` of it); with ``blackbox`` its ports only, marked
         ``(* blackbox *)`` for synthesis of the rest."""
         assert self.external is not None
         return memory_verilog(self.external, self.width, self.depth, self.addr_bits, len(self.data), len(self.write_ports()),
@@ -107,15 +103,12 @@ class ClassMemory(Elaboratable):
         on += [self.r_sel] if "R" in roles and self.r_base <= j < self.r_base + Q else []
         for k, (role, sel) in enumerate(zip(("EA", "EB", "EC", "ED"), (self.ea_sel, self.eb_sel, self.ec_sel, self.ed_sel))):
             on += [sel] if role in roles and j == k else []
-        en = Signal(name=f"ren{j}")
-        self._enables.append((en, on))
-        return en
+        return Cat(*on).any()
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         roles, P, Q = self.roles, self.p, self.q
         raddr = [Signal(unsigned(self.addr_bits), name=f"raddr{j}") for j in range(len(self.data))]
-        self._enables: list[tuple[Signal, list[object]]] = []
         if self.external is None:
             m.submodules.memory = mem = self.memory
             for a, data in zip(raddr, self.data):
@@ -129,12 +122,11 @@ class ClassMemory(Elaboratable):
             for j, (a, data) in enumerate(zip(raddr, self.data)):
                 ports[f"i_raddr{j}"], ports[f"o_rdata{j}"] = a, data
                 if self.banks is not None:
-                    ports[f"i_ren{j}"] = self._read_enable(j)
+                    ports[f"i_ren{j}"] = ren = Signal(name=f"ren{j}")
+                    m.d.comb += ren.eq(self._read_enable(j))
             for j, (en, addr, wdata) in enumerate(self.write_ports()):
                 ports[f"i_we{j}"], ports[f"i_waddr{j}"], ports[f"i_wdata{j}"] = en, addr, wdata[: self.width]
             m.submodules.memory = Instance(self.external, **ports)
-            for en, on in self._enables:
-                m.d.comb += en.eq(Cat(*on).any())
         for j, a in enumerate(raddr):
             addr: object = self.host_addr if j == 0 else 0
             if "ED" in roles and j == 3:
@@ -153,9 +145,9 @@ class ClassMemory(Elaboratable):
         return m
 
 
-def image_file(memory: int, bank: int | None = None) -> str:
-    """The ``$readmemh`` file of memory ``memory`` (of one of its banks, when banked)."""
-    return f"mem{memory}.hex" if bank is None else f"mem{memory}_{bank}.hex"
+def image_files(memory: int, banks: Banks | None) -> list[str]:
+    """The ``$readmemh`` files of memory ``memory``: ``mem<k>.hex``, or ``mem<k>_<b>.hex`` per bank."""
+    return [f"mem{memory}.hex"] if banks is None else [f"mem{memory}_{b}.hex" for b in range(len(banks))]
 
 
 def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int,
@@ -202,6 +194,8 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
     def addr(v: int) -> str:  # an address constant, one bit wider so that a bank's end always fits
         return f"{a + 2}'d{v}"
 
+    zero = f"{w + 1}'d0"  # a data word of zeros
+
     def pick(hits: list[str], values: list[str], default: str) -> str:
         return " : ".join([f"{h} ? {v}" for h, v in zip(hits, values)] + [default])
 
@@ -217,7 +211,7 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
         lines += [
             f"  wire [{a}:0] ra{b} = {pick(rhit, [f'raddr{j} - {addr(lo)}' for j in range(reads)], addr(0))};",
             f"  wire [{a}:0] wa{b} = {pick(whit, [f'waddr{j} - {addr(lo)}' for j in range(writes)], addr(0))};",
-            f"  wire [{w}:0] wd{b} = {pick(whit, [f'wdata{j}' for j in range(writes)], f'{w + 1}' + chr(39) + 'd0')};",
+            f"  wire [{w}:0] wd{b} = {pick(whit, [f'wdata{j}' for j in range(writes)], zero)};",
             f"  reg signed [{w}:0] q{b};",
             "  always @(posedge clk) begin",
             f"    q{b} <= bank{b}[ra{b}];",

@@ -42,7 +42,7 @@ from .engine import ContractionEngine
 from .isa import Op, encode_program, scale_units
 from .loss import LossUnit
 from .banks import Banks, memory_roles, plan_banks, role_ops
-from .memories import ClassMemory, image_file
+from .memories import ClassMemory, image_files
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
 from .prior import PriorUnit
 from .requant import OutputStage
@@ -141,8 +141,7 @@ class Accelerator(wiring.Component):
         if self.external_memories:
             mods = []
             for k, (cm, banks) in enumerate(zip(self.class_memories, self.banks)):
-                names = [image_file(k)] if banks is None else [image_file(k, b) for b in range(len(banks))]
-                files = [] if image_dir is None else [os.path.join(image_dir, n) for n in names]
+                files = [] if image_dir is None else [os.path.join(image_dir, n) for n in image_files(k, banks)]
                 mods.append(cm.verilog(files, blackbox_memories))
             text += "\n" + "\n".join(mods)
         return text
