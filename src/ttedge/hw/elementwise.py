@@ -9,6 +9,10 @@ slot ``w`` (into buffer ``c``, or ``a`` for SgdUpdate, the parameter) and the ve
 stream = the instruction's position (``pc``), step = the step register and index = the flat output
 element, as in the reference interpreter.
 
+The shift amounts and comparisons that depend only on the instruction (its word, the fracs of its
+buffers, the learning-rate shift) are registered the cycle after ``start``, before the first
+operand arrives, so they stay off the per-element timing paths.
+
 Pipeline, for the element issued at cycle t (addresses and random request)::
 
     t+1  read data arrive; the operand values are formed
@@ -132,8 +136,14 @@ class ElementwiseUnit(wiring.Component):
                 with m.Case(k):
                     m.d.comb += [g_v.eq(os1[k].code), v_new.eq(os2[k].code), v_sat.eq(os2[k].saturated)]
         ms = w.k2[:6]  # momentum shift (bits), unsigned
+        # Per-instruction values (from the word and the fracs, which hold for the whole instruction)
+        # are registered once: ready the cycle after start, before the first operand arrives, and
+        # off the datapath's timing paths.
+        sh_bc, sh_ab, sh_ac = (Signal(signed(SHIFT_BITS), name=n) for n in ("sh_bc", "sh_ab", "sh_ac"))
+        a_ge_b = Signal()
+        m.d.sync += [sh_bc.eq(fb - fc), sh_ab.eq(fa - fb), sh_ac.eq(fa - fc), a_ge_b.eq(fa >= fb)]
         for s1, s2 in zip(os1, os2):
-            m.d.comb += [s1.value.eq(db), s1.shift.eq(fb - fc), s1.rounding.eq(RoundingMode.NEAREST), s1.valid.eq(valid[1]),
+            m.d.comb += [s1.value.eq(db), s1.shift.eq(sh_bc), s1.rounding.eq(RoundingMode.NEAREST), s1.valid.eq(valid[1]),
                          s2.value.eq(v_d[2] - (v_d[2] >> ms) + g_v), s2.shift.eq(0), s2.rounding.eq(RoundingMode.NEAREST),
                          s2.valid.eq(valid[3])]
         momentum = (op == Op.SGD) & w.momentum
@@ -141,18 +151,23 @@ class ElementwiseUnit(wiring.Component):
 
         # --- t+5: the update's exact value
         d = Signal(signed(_W))
-        fd = Signal(signed(16))
-        m.d.comb += [d.eq(Mux(w.momentum, v_new, g_d[4])), fd.eq(Mux(w.momentum, fc, fb) + lr)]
+        m.d.comb += d.eq(Mux(w.momentum, v_new, g_d[4]))
+        # The update's shifts, per instruction (registered): fd = frac of d after the learning-rate
+        # shift, capped at fw + MAX_STOCHASTIC_SHIFT by first shifting d right by the excess.
+        fd, fd2, f = (Signal(signed(16), name=n) for n in ("fd", "fd2", "f"))
         fw = fa
         cap = fd - fw > MAX_STOCHASTIC_SHIFT
-        d2 = Signal(signed(_W))
-        fd2 = Signal(signed(16))
-        m.d.comb += [d2.eq(Mux(cap, d >> (fd - fw - MAX_STOCHASTIC_SHIFT)[:7], d)), fd2.eq(Mux(cap, fw + MAX_STOCHASTIC_SHIFT, fd))]
-        f = Mux(fw > fd2, fw, fd2)
-        upd = Signal(signed(_W))
-        m.d.comb += upd.eq((p_d[4] << (f - fw)[:7])[:_W].as_signed() - (d2 << (f - fd2)[:7])[:_W].as_signed())
+        m.d.comb += [fd.eq(Mux(w.momentum, fc, fb) + lr), fd2.eq(Mux(cap, fw + MAX_STOCHASTIC_SHIFT, fd)),
+                     f.eq(Mux(fw > fd2, fw, fd2))]
+        cap_r = Signal()
+        excess, p_up, d_up = (Signal(7, name=n) for n in ("excess", "p_up", "d_up"))
         upd_shift = Signal(signed(SHIFT_BITS))
-        m.d.comb += upd_shift.eq(f - fw)
+        m.d.sync += [cap_r.eq(cap), excess.eq((fd - fw - MAX_STOCHASTIC_SHIFT)[:7]), p_up.eq((f - fw)[:7]),
+                     d_up.eq((f - fd2)[:7]), upd_shift.eq(f - fw)]
+        d2 = Signal(signed(_W))
+        m.d.comb += d2.eq(Mux(cap_r, d >> excess, d))
+        upd = Signal(signed(_W))
+        m.d.comb += upd.eq((p_d[4] << p_up)[:_W].as_signed() - (d2 << d_up)[:_W].as_signed())
 
         # --- t+1: the other ops' values; delayed with the update's to t+8
         val1, sh1 = Signal(signed(_W)), Signal(signed(SHIFT_BITS))
@@ -162,14 +177,14 @@ class ElementwiseUnit(wiring.Component):
             with m.Case(Op.RELU_GRAD):
                 m.d.comb += [val1.eq(Mux(db > 0, da, 0)), sh1.eq(0)]
             with m.Case(Op.BIAS_ADD):
-                with m.If(fa >= fb):
-                    m.d.comb += [val1.eq(da + (db << (fa - fb)[:6])), sh1.eq(0)]
+                with m.If(a_ge_b):
+                    m.d.comb += [val1.eq(da + (db << sh_ab[:6])), sh1.eq(0)]
                 with m.Else():
-                    m.d.comb += [val1.eq((da << (fb - fa)[:6]) + db), sh1.eq(fb - fa)]
+                    m.d.comb += [val1.eq((da << (-sh_ab)[:6]) + db), sh1.eq(-sh_ab)]
             with m.Case(Op.BIAS_GRAD):
-                m.d.comb += [val1.eq(acc_next), sh1.eq(fa - fc)]
+                m.d.comb += [val1.eq(acc_next), sh1.eq(sh_ac)]
             with m.Case(Op.NARROW):
-                m.d.comb += [val1.eq(da), sh1.eq(fa - fc)]
+                m.d.comb += [val1.eq(da), sh1.eq(sh_ac)]
         val_d = [Signal(signed(_W), name=f"val_d{t}") for t in range(8)]  # index t = cycle t+1.. ; val_d[7] at t+8
         sh_d = [Signal(signed(SHIFT_BITS), name=f"sh_d{t}") for t in range(8)]
         m.d.comb += [val_d[0].eq(val1), sh_d[0].eq(sh1)]

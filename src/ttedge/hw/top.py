@@ -45,7 +45,7 @@ from .banks import Banks, memory_roles, plan_banks, role_ops
 from .memories import ClassMemory, image_files
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
 from .prior import PriorUnit
-from .requant import OutputStage
+from .requant import SHIFT_BITS, OutputStage
 from .rng import RandomLane
 from .scale import FRAC_BITS, MaxAbs, ScaleUnit
 
@@ -198,7 +198,12 @@ class Accelerator(wiring.Component):
         m.d.comb += iport.addr.eq(pc)
         op = Signal(4)
         m.d.comb += op.eq(ins.op)
-        fa, fb, fc = frac_of(ins.a), frac_of(ins.b), frac_of(ins.c)
+        # The fracs of the instruction's buffers a, b, c, latched with it in the decode phase: they
+        # hold for the whole instruction (instructions do not overlap, and only ScaleControl, which
+        # reads its register directly, changes a frac), so no unit's datapath sees the frac lookup.
+        fetched = Signal(layout)
+        m.d.comb += fetched.eq(iport.data)
+        fa, fb, fc = (Signal(FRAC_BITS, name=n) for n in ("fa", "fb", "fc"))
 
         # --- units
         operand_width = max([mm.widths[w[s]] for w in image.words if w["op"] == Op.CONTRACT for s in ("am", "bm")] + [2])
@@ -253,12 +258,14 @@ class Accelerator(wiring.Component):
         # Engine output path, per y lane: random word at the drain cycle, value delayed to meet it,
         # then rounding (one OutputStage per output width).
         e_sel = Signal(range(len(out_widths)))
+        e_shift = Signal(signed(SHIFT_BITS))  # the products' frac over the output's, registered
+        m.d.sync += e_shift.eq(fa + fb - fc)
         width_sel(ins.cm, out_widths, e_sel)
         lanes = []
         for q in range(Q):
             lane = m.submodules[f"eng_out{q}"] = _OutputLane(prog.seed, self.addr_bits, acc_width, out_widths)
             m.d.comb += [lane.valid.eq(eng.out_valid[q]), lane.index.eq(eng.out_index[q]), lane.value.eq(eng.out_value[q]),
-                         lane.stream.eq(pc), lane.step.eq(regs["step"]), lane.shift.eq(fa + fb - fc),
+                         lane.stream.eq(pc), lane.step.eq(regs["step"]), lane.shift.eq(e_shift),
                          lane.rounding.eq(ins.rounding), lane.sel.eq(e_sel)]
             lanes.append(lane)
         e_en = [lane.out_valid & (op == Op.CONTRACT) for lane in lanes]
@@ -418,7 +425,8 @@ class Accelerator(wiring.Component):
                 with m.Case(0):
                     m.d.sync += phase.eq(1)
                 with m.Case(1):
-                    m.d.sync += [ins.eq(iport.data), phase.eq(2)]
+                    m.d.sync += [ins.eq(iport.data), phase.eq(2),
+                                 fa.eq(frac_of(fetched.a)), fb.eq(frac_of(fetched.b)), fc.eq(frac_of(fetched.c))]
                 with m.Case(2):
                     with m.If(op == Op.END):
                         m.d.sync += [running.eq(0), done.eq(1), regs["step"].eq(regs["step"] + 1), pc.eq(0)]
