@@ -15,10 +15,11 @@ operand arrives, so they stay off the per-element timing paths.
 
 Pipeline, for the element issued at cycle t (addresses and random request)::
 
-    t+1  read data arrive; the operand values are formed
-    t+1..t+5  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v - (v >> ms) + g
-              saturated (OutputStage 2), written to the velocity at t+5
-    t+5  the update's exact value (p << (f - fp)) - (d << (f - fd)) is formed
+    t+1  read data arrive, and are registered (the memories' outputs drive nothing else here)
+    t+2  the operand values are formed
+    t+2..t+6  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v - (v >> ms) + g
+              saturated (OutputStage 2), written to the velocity at t+6
+    t+6  the update's exact value (p << (f - fp)) - (d << (f - fd)) is formed
     t+8  the random word arrives; the main OutputStage rounds
     t+10 the main result is written
 
@@ -43,6 +44,9 @@ __all__ = ["ElementwiseUnit", "FLUSH"]
 
 FLUSH = 11  # cycles from the last issue to busy falling (10 pipeline cycles + 1)
 _RNG_AT = RandomLane.LATENCY  # cycle offset (after issue) where the word is ready: t + 8
+_OPS_AT = 2  # cycle offset where the registered operands are ready
+_V_AT = _OPS_AT + 2 * OutputStage.LATENCY  # where the new velocity and the update are ready: t + 6
+assert _V_AT < _RNG_AT  # the update reaches the main OutputStage no later than the random word
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 
@@ -107,14 +111,15 @@ class ElementwiseUnit(wiring.Component):
         for t in range(1, depth):
             m.d.sync += [valid[t].eq(valid[t - 1]), first[t].eq(first[t - 1]), last[t].eq(last[t - 1]), index[t].eq(index[t - 1])]
 
-        # --- t+1: operands
-        da, db, dc = self.da, self.db, self.dc
+        # --- t+2: operands (the read data, registered as they arrive at t+1)
+        da, db, dc = (Signal(signed(_W), name=n) for n in ("da_r", "db_r", "dc_r"))
+        m.d.sync += [da.eq(self.da), db.eq(self.db), dc.eq(self.dc)]
         fa, fb, fc = self.fa, self.fb, self.fc
         lr = w.k1 + self.lr_decay
         acc = Signal(signed(_W))  # BiasGrad running sum
         acc_next = Signal(signed(_W))
-        m.d.comb += acc_next.eq(Mux(first[1], da, acc + da))
-        with m.If(valid[1]):
+        m.d.comb += acc_next.eq(Mux(first[_OPS_AT], da, acc + da))
+        with m.If(valid[_OPS_AT]):
             m.d.sync += acc.eq(acc_next)
 
         # Momentum: OutputStage 1 (g to v's frac, nearest, not counted), then 2 (v - (v >> ms) + g).
@@ -124,9 +129,10 @@ class ElementwiseUnit(wiring.Component):
             m.submodules[f"os1_{k}"], m.submodules[f"os2_{k}"] = s1, s2
         g_v = Signal(signed(_W))
         v_new, v_sat = Signal(signed(_W)), Signal()
-        v_d = [Signal(signed(_W), name=f"v_d{t}") for t in range(3)]  # v delayed to t+3
-        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(5)]  # g delayed to t+5
-        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(5)]  # param delayed to t+5
+        lat = OutputStage.LATENCY
+        v_d = [Signal(signed(_W), name=f"v_d{t}") for t in range(lat + 1)]  # v delayed to OutputStage 2
+        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # g delayed to t+6
+        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # param delayed to t+6
         m.d.comb += [v_d[0].eq(dc), g_d[0].eq(db), p_d[0].eq(da)]
         for lst in (v_d, g_d, p_d):
             for t in range(1, len(lst)):
@@ -143,15 +149,15 @@ class ElementwiseUnit(wiring.Component):
         a_ge_b = Signal()
         m.d.sync += [sh_bc.eq(fb - fc), sh_ab.eq(fa - fb), sh_ac.eq(fa - fc), a_ge_b.eq(fa >= fb)]
         for s1, s2 in zip(os1, os2):
-            m.d.comb += [s1.value.eq(db), s1.shift.eq(sh_bc), s1.rounding.eq(RoundingMode.NEAREST), s1.valid.eq(valid[1]),
-                         s2.value.eq(v_d[2] - (v_d[2] >> ms) + g_v), s2.shift.eq(0), s2.rounding.eq(RoundingMode.NEAREST),
-                         s2.valid.eq(valid[3])]
+            m.d.comb += [s1.value.eq(db), s1.shift.eq(sh_bc), s1.rounding.eq(RoundingMode.NEAREST), s1.valid.eq(valid[_OPS_AT]),
+                         s2.value.eq(v_d[lat] - (v_d[lat] >> ms) + g_v), s2.shift.eq(0), s2.rounding.eq(RoundingMode.NEAREST),
+                         s2.valid.eq(valid[_OPS_AT + lat])]
         momentum = (op == Op.SGD) & w.momentum
-        m.d.comb += [self.v_en.eq(momentum & valid[5]), self.v_addr.eq(index[5]), self.v_data.eq(v_new), self.v_sat.eq(v_sat)]
+        m.d.comb += [self.v_en.eq(momentum & valid[_V_AT]), self.v_addr.eq(index[_V_AT]), self.v_data.eq(v_new), self.v_sat.eq(v_sat)]
 
-        # --- t+5: the update's exact value
+        # --- t+6: the update's exact value
         d = Signal(signed(_W))
-        m.d.comb += d.eq(Mux(w.momentum, v_new, g_d[4]))
+        m.d.comb += d.eq(Mux(w.momentum, v_new, g_d[-1]))
         # The update's shifts, per instruction (registered): fd = frac of d after the learning-rate
         # shift, capped at fw + MAX_STOCHASTIC_SHIFT by first shifting d right by the excess.
         fd, fd2, f = (Signal(signed(16), name=n) for n in ("fd", "fd2", "f"))
@@ -167,9 +173,9 @@ class ElementwiseUnit(wiring.Component):
         d2 = Signal(signed(_W))
         m.d.comb += d2.eq(Mux(cap_r, d >> excess, d))
         upd = Signal(signed(_W))
-        m.d.comb += upd.eq((p_d[4] << p_up)[:_W].as_signed() - (d2 << d_up)[:_W].as_signed())
+        m.d.comb += upd.eq((p_d[-1] << p_up)[:_W].as_signed() - (d2 << d_up)[:_W].as_signed())
 
-        # --- t+1: the other ops' values; delayed with the update's to t+8
+        # --- t+2: the other ops' values; delayed with the update's to t+8
         val1, sh1 = Signal(signed(_W)), Signal(signed(SHIFT_BITS))
         with m.Switch(op):
             with m.Case(Op.RELU):
@@ -185,16 +191,18 @@ class ElementwiseUnit(wiring.Component):
                 m.d.comb += [val1.eq(acc_next), sh1.eq(sh_ac)]
             with m.Case(Op.NARROW):
                 m.d.comb += [val1.eq(da), sh1.eq(sh_ac)]
-        val_d = [Signal(signed(_W), name=f"val_d{t}") for t in range(8)]  # index t = cycle t+1.. ; val_d[7] at t+8
-        sh_d = [Signal(signed(SHIFT_BITS), name=f"sh_d{t}") for t in range(8)]
+        # val_d[k] holds at cycle t + _OPS_AT + k the value of the element issued at t; for SgdUpdate
+        # the slot after _V_AT takes the update formed then. The main OutputStage reads the last.
+        n = _RNG_AT - _OPS_AT + 1
+        swap = _V_AT - _OPS_AT + 1
+        val_d = [Signal(signed(_W), name=f"val_d{t}") for t in range(n)]
+        sh_d = [Signal(signed(SHIFT_BITS), name=f"sh_d{t}") for t in range(n)]
         m.d.comb += [val_d[0].eq(val1), sh_d[0].eq(sh1)]
-        for t in range(1, 8):
+        for t in range(1, n):
             src_v, src_s = val_d[t - 1], sh_d[t - 1]
-            if t == 5:  # the cycle t+5 slot takes the update's value for SgdUpdate
-                src_v, src_s = Mux(op == Op.SGD, upd, val_d[4]), Mux(op == Op.SGD, upd_shift, sh_d[4])
+            if t == swap:
+                src_v, src_s = Mux(op == Op.SGD, upd, src_v), Mux(op == Op.SGD, upd_shift, src_s)
             m.d.sync += [val_d[t].eq(src_v), sh_d[t].eq(src_s)]
-        # val_d[t] holds the value of the element issued t + 1 cycles ago... except slot 5 onward,
-        # which holds (for SGD) the value formed at t+5: val_d[5] at t+6, val_d[7] at t+8.
 
         # --- t+8: the main output stage
         osw = [OutputStage(64, ww) for ww in self.w_widths]
@@ -203,7 +211,7 @@ class ElementwiseUnit(wiring.Component):
         in_valid = valid[_RNG_AT] & (~(op == Op.BIAS_GRAD) | last[_RNG_AT])
         for k, s in enumerate(osw):
             m.submodules[f"osw_{k}"] = s
-            m.d.comb += [s.value.eq(val_d[7]), s.shift.eq(sh_d[7]), s.rounding.eq(rounding), s.random.eq(rng.word), s.valid.eq(in_valid)]
+            m.d.comb += [s.value.eq(val_d[-1]), s.shift.eq(sh_d[-1]), s.rounding.eq(rounding), s.random.eq(rng.word), s.valid.eq(in_valid)]
         with m.Switch(self.w_sel):
             for k in range(len(self.w_widths)):
                 with m.Case(k):
