@@ -22,6 +22,7 @@ from __future__ import annotations
 from ..fixed.program import Contract, LambdaUpdate, PriorGrad, Program, ScaleControl, SoftmaxXentGrad
 from .config import AcceleratorConfig
 from .elementwise import FLUSH
+from .engine import MAC_LATENCY
 from .isa import Op, contract_fields, encode_program
 from .prior import LAMBDA_DRAIN, LAMBDA_PER_RANK, PRIOR_FLUSH
 from .softmax import softmax_row_cycles
@@ -40,14 +41,15 @@ def contract_cycles(ins: Contract, config: AcceleratorConfig) -> int:
     """Cycles from the engine's start cycle to the first cycle its ``busy`` is low.
 
     Q set-up cycles, then a tile every max(Z, P) cycles (Z summed products per output, P drain
-    cycles of the previous tile), the last tile's Z issues, one MAC cycle and its P-cycle drain.
+    cycles of the previous tile), the last tile's Z issues, MAC_LATENCY cycles to its last MAC and
+    its P-cycle drain.
     """
     f = contract_fields(ins, config.q)
     P, Q, D = config.p, config.q, config.p
     tiles = _ceil(f["nx"], P) * _ceil(f["ny"], Q)
     z = f["nzhi"] * f["nzlo"]
     last_start = Q + 1 + (tiles - 1) * max(z, D)
-    return last_start + z + 1 + D
+    return last_start + z + MAC_LATENCY + D
 
 
 def instruction_cycles(program: Program, config: AcceleratorConfig, prior_on: bool = True) -> list[int]:

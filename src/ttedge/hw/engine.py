@@ -19,9 +19,12 @@ memory address and the random-word index); lanes beyond nx or ny are emitted wit
 MAC, so tiles start every max(Z, P) cycles (Z = nzhi * nzlo):
 :func:`ttedge.hw.cycles.contract_cycles` is the exact count.
 
+The read data are registered as they arrive (the cycle after issue) and multiplied and accumulated
+the cycle after that: a MAC happens :data:`MAC_LATENCY` cycles after its issue.
+
 Timing of one instruction, from the ``start`` cycle: Q cycles set the y lanes up (a walker shifts
 lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P); the last row is
-emitted P cycles after the last tile's MAC ends; ``busy`` falls the cycle after.
+emitted P cycles after the last tile's last MAC; ``busy`` falls the cycle after.
 """
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
@@ -33,7 +36,9 @@ from amaranth.lib.wiring import In, Out
 
 from .config import AcceleratorConfig
 
-__all__ = ["ContractionEngine"]
+__all__ = ["ContractionEngine", "MAC_LATENCY"]
+
+MAC_LATENCY = 2  # cycles from a z step's issue to its multiply-accumulate (read, then register)
 
 
 class ContractionEngine(wiring.Component):
@@ -104,10 +109,13 @@ class ContractionEngine(wiring.Component):
         last_z = (zlo == w.nzlo - 1) & (zhi == w.nzhi - 1)
         last_x = x0 + P >= w.nx
         last_y = yfl[0] + Q >= w.ny
-        # Pending snapshot of the tile being issued (taken at its last issue, moved to the drain at its last MAC).
-        pend_x0, pend_xo = S("pend_x0"), S("pend_xo")
-        pend_yo = [S(f"pend_yo{q}") for q in range(Q)]
-        pend_yf = [S(f"pend_yf{q}") for q in range(Q)]
+        # The tile's output coordinates, carried down the MAC pipeline beside its issues: at the last
+        # MAC of a tile (MAC_LATENCY cycles after its last issue) they move to the drain.
+        here = [x0, xo, *ya_o, *yfl]
+        carried = [[S(f"pend{t}_{k}") for k in range(len(here))] for t in range(MAC_LATENCY)]
+        for t, stage in enumerate(carried):
+            m.d.sync += [a.eq(b) for a, b in zip(stage, here if t == 0 else carried[t - 1])]
+        pend_x0, pend_xo, pend_yo, pend_yf = carried[-1][0], carried[-1][1], carried[-1][2:2 + Q], carried[-1][2 + Q:]
 
         start_ok = dl <= nz + 1
         fire = Signal()
@@ -129,9 +137,6 @@ class ContractionEngine(wiring.Component):
         with m.Elif(fire):
             with m.If(last_z):
                 m.d.sync += [zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]
-                m.d.sync += [pend_x0.eq(x0), pend_xo.eq(xo)]
-                m.d.sync += [pend_yo[q].eq(ya_o[q]) for q in range(Q)]
-                m.d.sync += [pend_yf[q].eq(yfl[q]) for q in range(Q)]
                 with m.If(last_x):
                     m.d.sync += [x0.eq(0), xl.eq(0), xo.eq(0)]
                     for q in range(Q):
@@ -151,16 +156,26 @@ class ContractionEngine(wiring.Component):
         with m.Elif(dl != 0):
             m.d.sync += dl.eq(dl - 1)
 
-        # --- MAC stage: one cycle after issue
-        mac_v, mac_first, mac_last = Signal(), Signal(), Signal()
-        m.d.sync += [mac_v.eq(fire & ~self.start), mac_first.eq((zlo == 0) & (zhi == 0)), mac_last.eq(last_z)]
+        # --- MAC stage: the issue's valid, first and last flags delayed MAC_LATENCY cycles, to meet
+        # the read data registered on arrival
+        v = [Signal(name=f"mac_v{t}") for t in range(MAC_LATENCY + 1)]
+        first = [Signal(name=f"mac_first{t}") for t in range(MAC_LATENCY + 1)]
+        last = [Signal(name=f"mac_last{t}") for t in range(MAC_LATENCY + 1)]
+        m.d.comb += [v[0].eq(fire & ~self.start), first[0].eq((zlo == 0) & (zhi == 0)), last[0].eq(last_z)]
+        for t in range(1, MAC_LATENCY + 1):
+            m.d.sync += [v[t].eq(v[t - 1]), first[t].eq(first[t - 1]), last[t].eq(last[t - 1])]
+        mac_v, mac_first, mac_last = v[-1], first[-1], last[-1]
+        l_reg = [Signal(signed(self.operand_width), name=f"l_reg{p}") for p in range(P)]
+        r_reg = [Signal(signed(self.operand_width), name=f"r_reg{q}") for q in range(Q)]
+        m.d.sync += [a.eq(b) for a, b in zip(l_reg, self.l_data)]
+        m.d.sync += [a.eq(b) for a, b in zip(r_reg, self.r_data)]
         m.d.comb += self.macs.eq(mac_v)
         acc = [[Signal(signed(self.acc_width), name=f"acc{p}_{q}", reset_less=True) for q in range(Q)] for p in range(P)]
         shadow = [[Signal(signed(self.acc_width), name=f"shadow{p}_{q}", reset_less=True) for q in range(Q)] for p in range(P)]
         acc_next = [[Signal(signed(self.acc_width), name=f"accn{p}_{q}") for q in range(Q)] for p in range(P)]
         for p in range(P):
             for q in range(Q):
-                prod = self.l_data[p] * self.r_data[q]
+                prod = l_reg[p] * r_reg[q]
                 m.d.comb += acc_next[p][q].eq(Mux(mac_first, 0, acc[p][q]) + prod)
                 with m.If(mac_v):
                     m.d.sync += acc[p][q].eq(acc_next[p][q])
@@ -186,5 +201,8 @@ class ContractionEngine(wiring.Component):
             m.d.sync += [shadow[p][q].eq(shadow[p + 1][q]) for p in range(P - 1) for q in range(Q)]
             m.d.sync += [left.eq(left - 1), dx.eq(dx + 1), dxo.eq(dxo + w.o_sx)]
 
-        m.d.comb += self.busy.eq(issuing | (init_left != 0) | mac_v | (left != 0) | self.start)
+        pending = v[1]
+        for t in v[2:]:
+            pending = pending | t
+        m.d.comb += self.busy.eq(issuing | (init_left != 0) | pending | (left != 0) | self.start)
         return m
