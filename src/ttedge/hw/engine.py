@@ -95,18 +95,25 @@ class ContractionEngine(wiring.Component):
         issuing = Signal()
         init_left = Signal(range(Q + 1))
         dl = Signal(range(D + 3))  # cycles until the running drain ends (the tile-start rule)
-        nz = Signal(signed(2 * nb))
-        m.d.comb += nz.eq(w.nzhi * w.nzlo)
+        # Per-instruction values from the word, registered: ready the cycle after start (the first
+        # issue comes Q + 1 cycles after it), and off the per-cycle timing paths.
+        nz1 = Signal(signed(2 * nb + 1))  # Z + 1
+        nzlo_last, nzhi_last = S("nzlo_last"), S("nzhi_last")
+        l_lane = [S(f"l_lane{p}") for p in range(P)]  # lane p's x-address offset, p * l_sx
+        l_tile, o_tile = S("l_tile"), S("o_tile")  # x-address steps between tiles, P * l_sx and P * o_sx
+        m.d.sync += [nz1.eq(w.nzhi * w.nzlo + 1), nzlo_last.eq(w.nzlo - 1), nzhi_last.eq(w.nzhi - 1),
+                     l_tile.eq(w.l_sx * P), o_tile.eq(w.o_sx * P)]
+        m.d.sync += [l_lane[p].eq(w.l_sx * p) for p in range(P)]
 
         # --- addresses (invalid lanes read address 0)
         xvalid = [x0 + p < w.nx for p in range(P)]
         yvalid = [yfl[q] < w.ny for q in range(Q)]
         for p in range(P):
-            m.d.comb += self.l_addr[p].eq(Mux(xvalid[p], xl + w.l_sx * p + zl, 0))
+            m.d.comb += self.l_addr[p].eq(Mux(xvalid[p], xl + l_lane[p] + zl, 0))
         for q in range(Q):
             m.d.comb += self.r_addr[q].eq(Mux(yvalid[q], ya_r[q] + zr, 0))
 
-        last_z = (zlo == w.nzlo - 1) & (zhi == w.nzhi - 1)
+        last_z = (zlo == nzlo_last) & (zhi == nzhi_last)
         last_x = x0 + P >= w.nx
         last_y = yfl[0] + Q >= w.ny
         # The tile's output coordinates, carried down the MAC pipeline beside its issues: at the last
@@ -117,7 +124,7 @@ class ContractionEngine(wiring.Component):
             m.d.sync += [a.eq(b) for a, b in zip(stage, here if t == 0 else carried[t - 1])]
         pend_x0, pend_xo, pend_yo, pend_yf = carried[-1][0], carried[-1][1], carried[-1][2:2 + Q], carried[-1][2 + Q:]
 
-        start_ok = dl <= nz + 1
+        start_ok = dl <= nz1
         fire = Signal()
         m.d.comb += [fire.eq(issuing & ((zlo != 0) | (zhi != 0) | start_ok)), self.reading.eq(fire)]
         with m.If(self.start):
@@ -145,8 +152,8 @@ class ContractionEngine(wiring.Component):
                     with m.If(last_y):
                         m.d.sync += issuing.eq(0)
                 with m.Else():
-                    m.d.sync += [x0.eq(x0 + P), xl.eq(xl + w.l_sx * P), xo.eq(xo + w.o_sx * P)]
-            with m.Elif(zlo == w.nzlo - 1):
+                    m.d.sync += [x0.eq(x0 + P), xl.eq(xl + l_tile), xo.eq(xo + o_tile)]
+            with m.Elif(zlo == nzlo_last):
                 m.d.sync += [zlo.eq(0), zhi.eq(zhi + 1), zl.eq(zl + w.l_zwrap), zr.eq(zr + w.r_zwrap)]
             with m.Else():
                 m.d.sync += [zlo.eq(zlo + 1), zl.eq(zl + w.l_szlo), zr.eq(zr + w.r_szlo)]
