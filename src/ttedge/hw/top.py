@@ -401,15 +401,27 @@ class Accelerator(wiring.Component):
                             best = Mux(mx.max > best, mx.max, best)
                         m.d.sync += maxregs[pl.index].eq(best)
         scaling = Signal()  # a ScaleControl's issue cycle
+        decoding = Signal()  # the decode phase: the fetched word is loaded into ins
         for k, (wd, rule) in enumerate(rules):
             su = m.submodules[f"scale{k}"] = ScaleUnit(wd, rule)
+            # The unit's inputs, the state of buffer a, are latched at decode like the fracs: the
+            # previous instruction's maximum and any earlier ScaleControl's update are in by then.
+            latched = [Signal.like(su.m, name=f"scale{k}_m"), Signal.like(su.frac, name=f"scale{k}_frac"),
+                       Signal.like(su.over, name=f"scale{k}_over"), Signal.like(su.under, name=f"scale{k}_under")]
+            m.d.comb += [su.m.eq(latched[0]), su.frac.eq(latched[1]), su.over.eq(latched[2]), su.under.eq(latched[3])]
+            with m.If(decoding):
+                with m.Switch(fetched.a):
+                    for pl in dyn:
+                        if pl.width == wd:
+                            with m.Case(pl.index):
+                                key = f"scale.{pl.name}."
+                                m.d.sync += [a.eq(b) for a, b in zip(latched, [maxregs[pl.index], regs[key + "frac"],
+                                                                               regs[key + "over"], regs[key + "under"]])]
             with m.Switch(ins.a):
                 for pl in dyn:
                     if pl.width == wd:
                         with m.Case(pl.index):
                             key = f"scale.{pl.name}."
-                            m.d.comb += [su.m.eq(maxregs[pl.index]), su.frac.eq(regs[key + "frac"]),
-                                         su.over.eq(regs[key + "over"]), su.under.eq(regs[key + "under"])]
                             with m.If(scaling & (ins.k1 == k)):
                                 m.d.sync += [regs[key + "frac"].eq(su.new_frac), regs[key + "over"].eq(su.new_over),
                                              regs[key + "under"].eq(su.new_under)]
@@ -425,6 +437,7 @@ class Accelerator(wiring.Component):
                 with m.Case(0):
                     m.d.sync += phase.eq(1)
                 with m.Case(1):
+                    m.d.comb += decoding.eq(1)
                     m.d.sync += [ins.eq(iport.data), phase.eq(2),
                                  fa.eq(frac_of(fetched.a)), fb.eq(frac_of(fetched.b)), fc.eq(frac_of(fetched.c))]
                 with m.Case(2):
