@@ -25,12 +25,14 @@ from .elementwise import FLUSH
 from .engine import MAC_LATENCY
 from .isa import Op, contract_fields, encode_program
 from .prior import LAMBDA_DRAIN, LAMBDA_PER_RANK, PRIOR_FLUSH
+from .requant import OutputStage
+from .rng import RandomLane
 from .softmax import softmax_row_cycles
 
 __all__ = ["SEQUENCER", "contract_cycles", "instruction_cycles", "step_cycles", "utilization", "cycles_by_kind"]
 
 SEQUENCER = 3  # fetch, decode and issue cycles of every instruction word
-OUTPUT_LATENCY = 10  # = top.OUTPUT_LATENCY: RandomLane (8) + OutputStage (2); pinned by a test
+OUTPUT_LATENCY = RandomLane.LATENCY + OutputStage.LATENCY  # = top.OUTPUT_LATENCY (10), pinned by a test
 
 
 def _ceil(a: int, b: int) -> int:

@@ -42,8 +42,9 @@ from .scale import FRAC_BITS
 
 __all__ = ["ElementwiseUnit", "FLUSH"]
 
-FLUSH = 11  # cycles from the last issue to busy falling (10 pipeline cycles + 1)
 _RNG_AT = RandomLane.LATENCY  # cycle offset (after issue) where the word is ready: t + 8
+_WRITE_AT = _RNG_AT + OutputStage.LATENCY  # where the main result is written: t + 10
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 11
 _OPS_AT = 2  # cycle offset where the registered operands are ready
 _V_AT = _OPS_AT + 2 * OutputStage.LATENCY  # where the new velocity and the update are ready: t + 6
 assert _V_AT < _RNG_AT  # the update reaches the main OutputStage no later than the random word
@@ -102,7 +103,7 @@ class ElementwiseUnit(wiring.Component):
         m.d.comb += [rng.seed.eq(self.seed), rng.stream.eq(self.pc), rng.step.eq(self.step), rng.index.eq(i), rng.valid.eq(issuing)]
 
         # Per-issue control carried down the pipeline: valid, first/last of a BiasGrad sum, output index.
-        depth = 11
+        depth = _WRITE_AT + 1
         valid = [Signal(name=f"valid{t}") for t in range(depth)]
         first = [Signal(name=f"first{t}") for t in range(depth)]
         last = [Signal(name=f"last{t}") for t in range(depth)]
@@ -216,9 +217,11 @@ class ElementwiseUnit(wiring.Component):
             for k in range(len(self.w_widths)):
                 with m.Case(k):
                     m.d.comb += [code.eq(osw[k].code), sat.eq(osw[k].saturated)]
-        out_valid = valid[10] & (~(op == Op.BIAS_GRAD) | last[10])
-        m.d.comb += [self.w_en.eq(out_valid), self.w_addr.eq(index[10]), self.w_data.eq(code), self.w_sat.eq(sat)]
+        out_valid = valid[_WRITE_AT] & (~(op == Op.BIAS_GRAD) | last[_WRITE_AT])
+        m.d.comb += [self.w_en.eq(out_valid), self.w_addr.eq(index[_WRITE_AT]), self.w_data.eq(code), self.w_sat.eq(sat)]
 
-        m.d.comb += self.busy.eq(self.start | issuing | valid[1] | valid[2] | valid[3] | valid[4] | valid[5]
-                                 | valid[6] | valid[7] | valid[8] | valid[9] | valid[10])
+        in_flight = valid[1]
+        for v in valid[2:]:
+            in_flight = in_flight | v
+        m.d.comb += self.busy.eq(self.start | issuing | in_flight)
         return m
