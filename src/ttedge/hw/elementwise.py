@@ -29,7 +29,7 @@ one element per (output, batch) pair and writing one result per output.
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.data import StructLayout
 from amaranth.lib.wiring import In, Out
@@ -220,8 +220,5 @@ class ElementwiseUnit(wiring.Component):
         out_valid = valid[_WRITE_AT] & (~(op == Op.BIAS_GRAD) | last[_WRITE_AT])
         m.d.comb += [self.w_en.eq(out_valid), self.w_addr.eq(index[_WRITE_AT]), self.w_data.eq(code), self.w_sat.eq(sat)]
 
-        in_flight = valid[1]
-        for v in valid[2:]:
-            in_flight = in_flight | v
-        m.d.comb += self.busy.eq(self.start | issuing | in_flight)
+        m.d.comb += self.busy.eq(self.start | issuing | Cat(*valid[1:]).any())
         return m

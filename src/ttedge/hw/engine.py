@@ -29,7 +29,7 @@ emitted P cycles after the last tile's last MAC; ``busy`` falls the cycle after.
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.lib.wiring import In, Out
@@ -208,8 +208,5 @@ class ContractionEngine(wiring.Component):
             m.d.sync += [shadow[p][q].eq(shadow[p + 1][q]) for p in range(P - 1) for q in range(Q)]
             m.d.sync += [left.eq(left - 1), dx.eq(dx + 1), dxo.eq(dxo + w.o_sx)]
 
-        pending = v[1]
-        for t in v[2:]:
-            pending = pending | t
-        m.d.comb += self.busy.eq(issuing | (init_left != 0) | pending | (left != 0) | self.start)
+        m.d.comb += self.busy.eq(issuing | (init_left != 0) | Cat(*v[1:]).any() | (left != 0) | self.start)
         return m
