@@ -16,7 +16,7 @@ from ttedge.hw.scale import MaxAbs, ScaleUnit
 _CUSTOM = ScaleRule(hi_num=7, lo_num=1, den=8, up_after=1, down_after=3, max_step=3, frac_min=2, frac_max=20)
 
 
-def _run_comb(dut: ScaleUnit, vectors: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int]]:
+def _run(dut: ScaleUnit, vectors: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int]]:
     got: list[tuple[int, int, int]] = []
 
     async def bench(ctx) -> None:  # type: ignore[no-untyped-def]
@@ -25,9 +25,11 @@ def _run_comb(dut: ScaleUnit, vectors: list[tuple[int, int, int, int]]) -> list[
             ctx.set(dut.frac, frac)
             ctx.set(dut.over, over)
             ctx.set(dut.under, under)
+            await ctx.tick()  # LATENCY = 1
             got.append((ctx.get(dut.new_frac), ctx.get(dut.new_over), ctx.get(dut.new_under)))
 
     sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
     return got
@@ -56,7 +58,7 @@ def test_scale_unit_matches_rule(width: int, rule: ScaleRule, count: int) -> Non
             vectors.append((x, int(rng.integers(0, MAX_FRAC + 1)), int(rng.integers(0, rule.up_after)),
                             int(rng.integers(0, rule.down_after))))
     expected = [rule.update(width, *v) for v in vectors]
-    assert _run_comb(ScaleUnit(width, rule), vectors) == expected
+    assert _run(ScaleUnit(width, rule), vectors) == expected
 
 
 def test_scale_unit_follows_a_trajectory() -> None:
@@ -75,10 +77,12 @@ def test_scale_unit_follows_a_trajectory() -> None:
             ctx.set(dut.m, int(x))
             for port, value in zip((dut.frac, dut.over, dut.under), hw):
                 ctx.set(port, value)
+            await ctx.tick()
             hw = (ctx.get(dut.new_frac), ctx.get(dut.new_over), ctx.get(dut.new_under))
             got.append(hw)
 
     sim = Simulator(dut)
+    sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
     for x in ms:

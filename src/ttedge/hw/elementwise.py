@@ -13,18 +13,23 @@ The shift amounts and comparisons that depend only on the instruction (its word,
 buffers, the learning-rate shift) are registered the cycle after ``start``, before the first
 operand arrives, so they stay off the per-element timing paths.
 
-Pipeline, for the element issued at cycle t (addresses and random request)::
+Pipeline, for the element issued at cycle t (addresses), with L = OutputStage.LATENCY (5); every
+stage is a short path for the accelerator's clock::
 
-    t+1  read data arrive, and are registered (the memories' outputs drive nothing else here)
-    t+2  the operand values are formed
-    t+2..t+6  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v - (v >> ms) + g
-              saturated (OutputStage 2), written to the velocity at t+6
-    t+6  the update's exact value (p << (f - fp)) - (d << (f - fd)) is formed
-    t+8  the random word arrives; the main OutputStage rounds
-    t+10 the main result is written
+    t+1   read data arrive, and are registered (the memories' outputs drive nothing else here)
+    t+2   the operands: registered read data, BiasGrad's running sum; BiasAdd's aligning shifts
+    t+3   the other ops' values (ReLU, BiasAdd's sum, ...) are formed
+    t+2 .. t+2+2L+2  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v >> ms, then
+          v - (v >> ms) + g, saturated (OutputStage 2), written to the velocity at t+14
+    t+14  the update's shifts: d = v or g, d >> excess; t+15 p << (f - fp), d << (f - fd);
+    t+16  their difference, the update's exact value, is formed
+    t+17  the main OutputStage rounds (the random word, requested 9 cycles after the issue, is
+          ready now: RandomLane.LATENCY = 8)
+    t+22  the main result is written
 
-so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`), BiasGrad issuing
-one element per (output, batch) pair and writing one result per output.
+so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 23), BiasGrad
+issuing one element per (output, batch) pair and writing one result per output. The offsets are
+derived below from the units' latencies; a test checks FLUSH against simulation.
 """
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
@@ -42,12 +47,15 @@ from .scale import FRAC_BITS
 
 __all__ = ["ElementwiseUnit", "FLUSH"]
 
-_RNG_AT = RandomLane.LATENCY  # cycle offset (after issue) where the word is ready: t + 8
-_WRITE_AT = _RNG_AT + OutputStage.LATENCY  # where the main result is written: t + 10
-FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 11
-_OPS_AT = 2  # cycle offset where the registered operands are ready
-_V_AT = _OPS_AT + 2 * OutputStage.LATENCY  # where the new velocity and the update are ready: t + 6
-assert _V_AT < _RNG_AT  # the update reaches the main OutputStage no later than the random word
+_OPS_AT = 2  # cycle offset (after issue) where the registered operands are ready
+_VAL_AT = _OPS_AT + 1  # where the other ops' values are formed
+_MOM_STAGES = 2  # v >> ms, then v - (v >> ms) + g, between the momentum's two OutputStages
+_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 14
+_UPD_AT = _V_AT + 2  # where the update is formed (after its two shift stages): t + 16
+_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 17
+_RNG_DELAY = _MAIN_AT - RandomLane.LATENCY  # the random word is requested this many cycles after the issue
+_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 22
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 23
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 
@@ -84,23 +92,22 @@ class ElementwiseUnit(wiring.Component):
         # --- issue: i over outputs, j over the BiasGrad batch (inner), addresses
         issuing = Signal()
         i, j, addr_a, bmod = (Signal(signed(nb), name=n) for n in ("i", "j", "addr_a", "bmod"))
-        inner = Mux(op == Op.BIAS_GRAD, w.nzlo, 1)
-        last_j = j == inner - 1
-        last_i = i == w.nx - 1
+        # the loop bounds, per instruction: registered at start, ready for the first issue after it
+        j_last, i_last, b_last = (Signal(signed(nb), name=n) for n in ("j_last", "i_last", "b_last"))
+        m.d.sync += [j_last.eq(Mux(op == Op.BIAS_GRAD, w.nzlo, 1) - 1), i_last.eq(w.nx - 1), b_last.eq(w.ny - 1)]
+        last_j = j == j_last
+        last_i = i == i_last
         with m.If(self.start):
             m.d.sync += [issuing.eq(w.nx > 0), i.eq(0), j.eq(0), addr_a.eq(0), bmod.eq(0)]
         with m.Elif(issuing):
             with m.If(last_j):
                 m.d.sync += [j.eq(0), i.eq(i + 1), addr_a.eq(Mux(op == Op.BIAS_GRAD, i + 1, addr_a + 1))]
-                m.d.sync += bmod.eq(Mux(bmod == w.ny - 1, 0, bmod + 1))
+                m.d.sync += bmod.eq(Mux(bmod == b_last, 0, bmod + 1))
                 with m.If(last_i):
                     m.d.sync += issuing.eq(0)
             with m.Else():
                 m.d.sync += [j.eq(j + 1), addr_a.eq(addr_a + w.ny)]
         m.d.comb += [self.ea.eq(addr_a), self.eb.eq(Mux(op == Op.BIAS_ADD, bmod, i)), self.ec.eq(i), self.reading.eq(issuing)]
-
-        rng = m.submodules.rng = RandomLane()
-        m.d.comb += [rng.seed.eq(self.seed), rng.stream.eq(self.pc), rng.step.eq(self.step), rng.index.eq(i), rng.valid.eq(issuing)]
 
         # Per-issue control carried down the pipeline: valid, first/last of a BiasGrad sum, output index.
         depth = _WRITE_AT + 1
@@ -111,6 +118,9 @@ class ElementwiseUnit(wiring.Component):
         m.d.comb += [valid[0].eq(issuing), first[0].eq(j == 0), last[0].eq(last_j), index[0].eq(i)]
         for t in range(1, depth):
             m.d.sync += [valid[t].eq(valid[t - 1]), first[t].eq(first[t - 1]), last[t].eq(last[t - 1]), index[t].eq(index[t - 1])]
+        rng = m.submodules.rng = RandomLane()
+        m.d.comb += [rng.seed.eq(self.seed), rng.stream.eq(self.pc), rng.step.eq(self.step),
+                     rng.index.eq(index[_RNG_DELAY]), rng.valid.eq(valid[_RNG_DELAY])]
 
         # --- t+2: operands (the read data, registered as they arrive at t+1)
         da, db, dc = (Signal(signed(_W), name=n) for n in ("da_r", "db_r", "dc_r"))
@@ -131,9 +141,9 @@ class ElementwiseUnit(wiring.Component):
         g_v = Signal(signed(_W))
         v_new, v_sat = Signal(signed(_W)), Signal()
         lat = OutputStage.LATENCY
-        v_d = [Signal(signed(_W), name=f"v_d{t}") for t in range(lat + 1)]  # v delayed to OutputStage 2
-        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # g delayed to t+6
-        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # param delayed to t+6
+        v_d = [Signal(signed(_W), name=f"v_d{t}") for t in range(lat + 1)]  # v delayed to OutputStage 1's output
+        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # g delayed to t+14
+        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # param delayed to t+14
         m.d.comb += [v_d[0].eq(dc), g_d[0].eq(db), p_d[0].eq(da)]
         for lst in (v_d, g_d, p_d):
             for t in range(1, len(lst)):
@@ -149,14 +159,17 @@ class ElementwiseUnit(wiring.Component):
         sh_bc, sh_ab, sh_ac = (Signal(signed(SHIFT_BITS), name=n) for n in ("sh_bc", "sh_ab", "sh_ac"))
         a_ge_b = Signal()
         m.d.sync += [sh_bc.eq(fb - fc), sh_ab.eq(fa - fb), sh_ac.eq(fa - fc), a_ge_b.eq(fa >= fb)]
+        v_m, v_shr, g_m = (Signal(signed(_W), name=n) for n in ("v_m", "v_shr", "g_m"))
+        mom = Signal(signed(_W))
+        m.d.sync += [v_m.eq(v_d[lat]), v_shr.eq(v_d[lat] >> ms), g_m.eq(g_v), mom.eq(v_m - v_shr + g_m)]
         for s1, s2 in zip(os1, os2):
             m.d.comb += [s1.value.eq(db), s1.shift.eq(sh_bc), s1.rounding.eq(RoundingMode.NEAREST), s1.valid.eq(valid[_OPS_AT]),
-                         s2.value.eq(v_d[lat] - (v_d[lat] >> ms) + g_v), s2.shift.eq(0), s2.rounding.eq(RoundingMode.NEAREST),
-                         s2.valid.eq(valid[_OPS_AT + lat])]
+                         s2.value.eq(mom), s2.shift.eq(0), s2.rounding.eq(RoundingMode.NEAREST),
+                         s2.valid.eq(valid[_OPS_AT + lat + _MOM_STAGES])]
         momentum = (op == Op.SGD) & w.momentum
         m.d.comb += [self.v_en.eq(momentum & valid[_V_AT]), self.v_addr.eq(index[_V_AT]), self.v_data.eq(v_new), self.v_sat.eq(v_sat)]
 
-        # --- t+6: the update's exact value
+        # --- t+14 .. t+16: the update's exact value
         d = Signal(signed(_W))
         m.d.comb += d.eq(Mux(w.momentum, v_new, g_d[-1]))
         # The update's shifts, per instruction (registered): fd = frac of d after the learning-rate
@@ -171,31 +184,33 @@ class ElementwiseUnit(wiring.Component):
         upd_shift = Signal(signed(SHIFT_BITS))
         m.d.sync += [cap_r.eq(cap), excess.eq((fd - fw - MAX_STOCHASTIC_SHIFT)[:7]), p_up.eq((f - fw)[:7]),
                      d_up.eq((f - fd2)[:7]), upd_shift.eq(f - fw)]
-        d2 = Signal(signed(_W))
-        m.d.comb += d2.eq(Mux(cap_r, d >> excess, d))
+        d2, p2, d3, p3 = (Signal(signed(_W), name=n) for n in ("upd_d2", "upd_p2", "upd_d3", "upd_p3"))
+        m.d.sync += [d2.eq(Mux(cap_r, d >> excess, d)), p2.eq(p_d[-1]),
+                     d3.eq((d2 << d_up)[:_W].as_signed()), p3.eq((p2 << p_up)[:_W].as_signed())]
         upd = Signal(signed(_W))
-        m.d.comb += upd.eq((p_d[-1] << p_up)[:_W].as_signed() - (d2 << d_up)[:_W].as_signed())
+        m.d.comb += upd.eq(p3 - d3)
 
-        # --- t+2: the other ops' values; delayed with the update's to t+8
+        # --- t+2: BiasAdd's aligning shifts; t+3: the other ops' values, delayed with the update's
+        pa, pb = Signal(signed(_W), name="pa"), Signal(signed(_W), name="pb")
+        bias_add = op == Op.BIAS_ADD
+        m.d.sync += [pa.eq(Mux(bias_add & ~a_ge_b, da << (-sh_ab)[:6], da)),
+                     pb.eq(Mux(bias_add & a_ge_b, db << sh_ab[:6], db))]
         val1, sh1 = Signal(signed(_W)), Signal(signed(SHIFT_BITS))
         with m.Switch(op):
             with m.Case(Op.RELU):
-                m.d.comb += [val1.eq(Mux(da > 0, da, 0)), sh1.eq(0)]
+                m.d.comb += [val1.eq(Mux(pa > 0, pa, 0)), sh1.eq(0)]
             with m.Case(Op.RELU_GRAD):
-                m.d.comb += [val1.eq(Mux(db > 0, da, 0)), sh1.eq(0)]
+                m.d.comb += [val1.eq(Mux(pb > 0, pa, 0)), sh1.eq(0)]
             with m.Case(Op.BIAS_ADD):
-                with m.If(a_ge_b):
-                    m.d.comb += [val1.eq(da + (db << sh_ab[:6])), sh1.eq(0)]
-                with m.Else():
-                    m.d.comb += [val1.eq((da << (-sh_ab)[:6]) + db), sh1.eq(-sh_ab)]
+                m.d.comb += [val1.eq(pa + pb), sh1.eq(Mux(a_ge_b, 0, -sh_ab))]
             with m.Case(Op.BIAS_GRAD):
-                m.d.comb += [val1.eq(acc_next), sh1.eq(sh_ac)]
+                m.d.comb += [val1.eq(acc), sh1.eq(sh_ac)]  # the running sum, through this element
             with m.Case(Op.NARROW):
-                m.d.comb += [val1.eq(da), sh1.eq(sh_ac)]
-        # val_d[k] holds at cycle t + _OPS_AT + k the value of the element issued at t; for SgdUpdate
-        # the slot after _V_AT takes the update formed then. The main OutputStage reads the last.
-        n = _RNG_AT - _OPS_AT + 1
-        swap = _V_AT - _OPS_AT + 1
+                m.d.comb += [val1.eq(pa), sh1.eq(sh_ac)]
+        # val_d[k] holds at cycle t + _VAL_AT + k the value of the element issued at t; for SgdUpdate
+        # the slot after _UPD_AT takes the update formed then. The main OutputStage reads the last.
+        n = _MAIN_AT - _VAL_AT + 1
+        swap = _UPD_AT - _VAL_AT + 1
         val_d = [Signal(signed(_W), name=f"val_d{t}") for t in range(n)]
         sh_d = [Signal(signed(SHIFT_BITS), name=f"sh_d{t}") for t in range(n)]
         m.d.comb += [val_d[0].eq(val1), sh_d[0].eq(sh1)]
@@ -205,11 +220,11 @@ class ElementwiseUnit(wiring.Component):
                 src_v, src_s = Mux(op == Op.SGD, upd, src_v), Mux(op == Op.SGD, upd_shift, src_s)
             m.d.sync += [val_d[t].eq(src_v), sh_d[t].eq(src_s)]
 
-        # --- t+8: the main output stage
+        # --- t+17: the main output stage
         osw = [OutputStage(64, ww) for ww in self.w_widths]
         code, sat = Signal(signed(_W)), Signal()
         rounding = Mux(op == Op.SGD, RoundingMode.STOCHASTIC, Mux(op == Op.NARROW, w.rounding, RoundingMode.NEAREST))
-        in_valid = valid[_RNG_AT] & (~(op == Op.BIAS_GRAD) | last[_RNG_AT])
+        in_valid = valid[_MAIN_AT] & (~(op == Op.BIAS_GRAD) | last[_MAIN_AT])
         for k, s in enumerate(osw):
             m.submodules[f"osw_{k}"] = s
             m.d.comb += [s.value.eq(val_d[-1]), s.shift.eq(sh_d[-1]), s.rounding.eq(rounding), s.random.eq(rng.word), s.valid.eq(in_valid)]

@@ -19,8 +19,9 @@ memory address and the random-word index); lanes beyond nx or ny are emitted wit
 MAC, so tiles start every max(Z, P) cycles (Z = nzhi * nzlo):
 :func:`ttedge.hw.cycles.contract_cycles` is the exact count.
 
-The read data are registered as they arrive (the cycle after issue) and multiplied and accumulated
-the cycle after that: a MAC happens :data:`MAC_LATENCY` cycles after its issue.
+The addresses of an issue are registered before they leave for the memories, the read data are
+registered as they arrive (two cycles after the issue), and multiplied and accumulated the cycle
+after that: a MAC happens :data:`MAC_LATENCY` cycles after its issue.
 
 Timing of one instruction, from the ``start`` cycle: Q cycles set the y lanes up (a walker shifts
 lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P); the last row is
@@ -38,7 +39,7 @@ from .config import AcceleratorConfig
 
 __all__ = ["ContractionEngine", "MAC_LATENCY"]
 
-MAC_LATENCY = 2  # cycles from a z step's issue to its multiply-accumulate (read, then register)
+MAC_LATENCY = 3  # cycles from a z step's issue to its multiply-accumulate (address, read, register)
 
 
 class ContractionEngine(wiring.Component):
@@ -94,14 +95,21 @@ class ContractionEngine(wiring.Component):
         zlo, zhi, zl, zr = S("zlo"), S("zhi"), S("zl"), S("zr")
         issuing = Signal()
         init_left = Signal(range(Q + 1))
-        dl = Signal(range(D + 3))  # cycles until the running drain ends (the tile-start rule)
+        dl = Signal(range(D + 3))  # cycles until the running drain ends (the tile-start rule): 0 .. D + 2
         # Per-instruction values from the word, registered: ready the cycle after start (the first
         # issue comes Q + 1 cycles after it), and off the per-cycle timing paths.
-        nz1 = Signal(signed(2 * nb + 1))  # Z + 1
+        # Z + 1 capped at D + 2, the most dl holds: the tile-start rule compares only up to there, so
+        # the product of the two z counts, each capped first (and registered: nz1 is ready two cycles
+        # after start), is a few shifts and adds of D.bit_length() + 1 bits, not a multiplier.
+        cap = D + 2
+        nz1 = Signal(range(cap + 1))
+        zlo_c, zhi_c = (Signal(range(cap + 1), name=n) for n in ("zlo_c", "zhi_c"))
+        m.d.sync += [zlo_c.eq(Mux(w.nzlo >= cap, cap, w.nzlo)), zhi_c.eq(Mux(w.nzhi >= cap, cap, w.nzhi))]
+        z_c = sum(Mux(zhi_c[i], zlo_c << i, 0) for i in range(len(zhi_c)))  # zlo_c * zhi_c
         nzlo_last, nzhi_last = S("nzlo_last"), S("nzhi_last")
         l_lane = [S(f"l_lane{p}") for p in range(P)]  # lane p's x-address offset, p * l_sx
         l_tile, o_tile = S("l_tile"), S("o_tile")  # x-address steps between tiles, P * l_sx and P * o_sx
-        m.d.sync += [nz1.eq(w.nzhi * w.nzlo + 1), nzlo_last.eq(w.nzlo - 1), nzhi_last.eq(w.nzhi - 1),
+        m.d.sync += [nz1.eq(Mux(z_c + 1 >= cap, cap, z_c + 1)), nzlo_last.eq(w.nzlo - 1), nzhi_last.eq(w.nzhi - 1),
                      l_tile.eq(w.l_sx * P), o_tile.eq(w.o_sx * P)]
         m.d.sync += [l_lane[p].eq(w.l_sx * p) for p in range(P)]
 
@@ -109,9 +117,9 @@ class ContractionEngine(wiring.Component):
         xvalid = [x0 + p < w.nx for p in range(P)]
         yvalid = [yfl[q] < w.ny for q in range(Q)]
         for p in range(P):
-            m.d.comb += self.l_addr[p].eq(Mux(xvalid[p], xl + l_lane[p] + zl, 0))
+            m.d.sync += self.l_addr[p].eq(Mux(xvalid[p], xl + l_lane[p] + zl, 0))
         for q in range(Q):
-            m.d.comb += self.r_addr[q].eq(Mux(yvalid[q], ya_r[q] + zr, 0))
+            m.d.sync += self.r_addr[q].eq(Mux(yvalid[q], ya_r[q] + zr, 0))
 
         last_z = (zlo == nzlo_last) & (zhi == nzhi_last)
         last_x = x0 + P >= w.nx
@@ -126,7 +134,8 @@ class ContractionEngine(wiring.Component):
 
         start_ok = dl <= nz1
         fire = Signal()
-        m.d.comb += [fire.eq(issuing & ((zlo != 0) | (zhi != 0) | start_ok)), self.reading.eq(fire)]
+        m.d.comb += fire.eq(issuing & ((zlo != 0) | (zhi != 0) | start_ok))
+        m.d.sync += self.reading.eq(fire & ~self.start)  # with the registered addresses
         with m.If(self.start):
             m.d.sync += [init_left.eq(Q), issuing.eq(0), x0.eq(0), xl.eq(0), xo.eq(0),
                          zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]

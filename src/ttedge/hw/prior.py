@@ -8,14 +8,17 @@ mixed-radix digit of the flat element index e: digit = (e // stride) % size. A d
 
 **PriorGrad** (word: a = core, b = gradient, c / d = left / right precision buffers, flags ``pl`` /
 ``pr`` say the bond exists; ``nylo``/``nyhi`` = stride and size of the left digit, ``nzlo``/``nzhi``
-of the right one; k1 = c, the 16-bit constant; k2 = coef_frac + fG + fP). One element per cycle::
+of the right one; k1 = c, the 16-bit constant; k2 = coef_frac + fG + fP). One element per cycle,
+with L = OutputStage.LATENCY (5), in stages short enough for the accelerator's clock::
 
-    t    addresses: core[e], grad[e], prec_left[a], prec_right[b]
-    t+1  T = k1 * G * (Pl + Pr)  into OutputStage 1 (shift k2 - fg, nearest, 48-bit clamp)
-    t+3  g + U into OutputStage 2 (shift 0, nearest, the gradient's width: saturation counted)
-    t+5  written to grad[e] (main write slot)
+    t     addresses: core[e], grad[e], prec_left[a], prec_right[b]
+    t+1   read data arrive; G, Pl + Pr and g are registered
+    t+2   k1 * G;  t+3 its products with the low and high 20 bits of Pl + Pr;  t+4 their sum
+    t+5   T = k1 * G * (Pl + Pr) (mod 2**64) into OutputStage 1 (shift k2 - fg, nearest, 48-bit clamp)
+    t+10  g + U into OutputStage 2 (shift 0, nearest, the gradient's width: saturation counted)
+    t+15  written to grad[e] (main write slot)
 
-so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles.
+so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles (16).
 
 **LambdaUpdate** (word: a / b = the bond's left / right cores, c = lambda, d = precision; ``nx``
 elements of the left core with the bond's digit at stride ``nylo``, size ``nyhi`` = the rank;
@@ -32,7 +35,7 @@ precision[t] (second slot) in one cycle, each with its saturation flag.
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
 
-from amaranth import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.data import StructLayout
 from amaranth.lib.wiring import In, Out
@@ -45,7 +48,10 @@ from .scale import FRAC_BITS
 __all__ = ["PriorUnit", "PRIOR_FLUSH", "LAMBDA_DRAIN", "LAMBDA_PER_RANK"]
 
 _W = 64  # bits of the datapath (the reference's int64 codes)
-PRIOR_FLUSH = 6  # PriorGrad: the start cycle and 5 pipeline cycles after the last issue
+_T_AT = 5  # PriorGrad: cycle offset (after issue) where T enters OutputStage 1
+_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 15
+PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 16
+_HALF = 20  # Pl + Pr (40 bits used) multiplies in two halves
 LAMBDA_DRAIN = 2  # LambdaUpdate: the start cycle and the cycle the last square lands
 _DIV = divider_cycles(_W)
 LAMBDA_PER_RANK = 2 * _DIV + 2  # read lambda[t], first division, second division, write
@@ -117,7 +123,7 @@ class PriorUnit(wiring.Component):
         m.d.comb += [self.ea_on.eq(issuing & (prior | ~second)), self.eb_on.eq(issuing & (prior | second)),
                      self.ec_on.eq(issuing | ranks), self.ed_on.eq(issuing & prior)]
 
-        depth = 6
+        depth = _WRITE_AT + 1
         valid = [Signal(name=f"valid{t}") for t in range(depth)]
         index = [Signal(signed(nb), name=f"index{t}") for t in range(depth)]
         m.d.comb += [valid[0].eq(issuing & prior), index[0].eq(e)]
@@ -125,23 +131,29 @@ class PriorUnit(wiring.Component):
             m.d.sync += [valid[t].eq(valid[t - 1]), index[t].eq(index[t - 1])]
 
         # --- PriorGrad: T = k1 * G * (Pl + Pr), U = its 48-bit rounding at g's frac, g + U saturated
-        psum = Signal(signed(_W))
-        m.d.comb += psum.eq(Mux(w.pl, self.dc, 0) + Mux(w.pr, self.dd, 0))
-        t_val = Signal(signed(_W))
-        m.d.comb += t_val.eq((w.k1 * self.da[:32].as_signed() * psum[:40].as_signed())[:_W].as_signed())
+        core, psum = Signal(signed(32), name="core"), Signal(signed(40), name="psum")
+        kg, p_lo, p_hi, t_val = (Signal(signed(_W), name=n) for n in ("kg", "t_lo", "t_hi", "t_val"))
+        psum3 = Signal.like(psum, name="psum3")
+        m.d.sync += [
+            core.eq(self.da[:32]), psum.eq(Mux(w.pl, self.dc, 0) + Mux(w.pr, self.dd, 0)),  # t+2
+            kg.eq(w.k1 * core), psum3.eq(psum),  # t+3
+            p_lo.eq(kg * psum3[:_HALF]), p_hi.eq(kg * psum3[_HALF:].as_signed()),  # t+4
+            t_val.eq(p_lo + (p_hi << _HALF)[:_W]),  # t+5: mod 2**64, as the reference's int64 product
+        ]
         os1 = m.submodules.os1 = OutputStage(_W, 48)
         shift = Signal(signed(SHIFT_BITS))
-        m.d.comb += shift.eq(w.k2 - self.fb)
-        m.d.comb += [os1.value.eq(t_val), os1.shift.eq(shift), os1.rounding.eq(RoundingMode.NEAREST), os1.valid.eq(valid[1])]
-        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(3)]  # g at t+1 .. t+3
+        m.d.sync += shift.eq(w.k2 - self.fb)  # per instruction: ready long before the first T
+        m.d.comb += [os1.value.eq(t_val), os1.shift.eq(shift), os1.rounding.eq(RoundingMode.NEAREST), os1.valid.eq(valid[_T_AT])]
+        lat = OutputStage.LATENCY
+        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_T_AT + lat)]  # g at t+1 .. t+_T_AT+lat
         m.d.comb += g_d[0].eq(self.db)
-        for t in range(1, 3):
+        for t in range(1, len(g_d)):
             m.d.sync += g_d[t].eq(g_d[t - 1])
         code, sat = Signal(signed(_W)), Signal()
         for k, gw in enumerate(self.g_widths):
             os2 = m.submodules[f"os2_{k}"] = OutputStage(_W, gw)
-            m.d.comb += [os2.value.eq(g_d[2] + os1.code), os2.shift.eq(0), os2.rounding.eq(RoundingMode.NEAREST),
-                         os2.valid.eq(valid[3])]
+            m.d.comb += [os2.value.eq(g_d[-1] + os1.code), os2.shift.eq(0), os2.rounding.eq(RoundingMode.NEAREST),
+                         os2.valid.eq(valid[_T_AT + lat])]
             with m.If(self.w_sel == k):
                 m.d.comb += [code.eq(os2.code), sat.eq(os2.saturated)]
 
@@ -199,9 +211,9 @@ class PriorUnit(wiring.Component):
 
         # --- write slots: PriorGrad's gradient, or LambdaUpdate's lambda (main) and precision (second)
         m.d.comb += [
-            self.w_en.eq(valid[5] | writing), self.w_addr.eq(Mux(prior, index[5], rank)),
+            self.w_en.eq(valid[_WRITE_AT] | writing), self.w_addr.eq(Mux(prior, index[_WRITE_AT], rank)),
             self.w_data.eq(Mux(prior, code, lamc)), self.w_sat.eq(Mux(prior, sat, lam_sat)),
             self.v_en.eq(writing), self.v_addr.eq(rank), self.v_data.eq(prec), self.v_sat.eq(prec != div.quotient),
         ]
-        m.d.comb += self.busy.eq(self.start | issuing | drain | ranks | valid[1] | valid[2] | valid[3] | valid[4] | valid[5])
+        m.d.comb += self.busy.eq(self.start | issuing | drain | ranks | Cat(*valid[1:]).any())
         return m

@@ -23,8 +23,10 @@ Interface::
     saturated : Out(1)                     the rounded value lay outside the output range
     valid_out : Out(1)
 
-Timing: LATENCY = 2 clock edges, one element per cycle, no stall. Stage 1 is the barrel shifter;
-stage 2 the rounding increment (a 32-bit comparison for stochastic), the adder and the clamp.
+Timing: LATENCY = 5 clock edges, one element per cycle, no stall, each stage short enough for the
+accelerator's clock: (1) the shift amounts and the shifters' coarse steps (multiples of 8 bits);
+(2) their fine steps (0..7 bits); (3) the rounding increment (a 32-bit comparison for stochastic);
+(4) the adder; (5) the clamp, which tests the bits above the output's width instead of comparing.
 
 How every k of ``shift_range`` is exact with bounded shifters: the value is extended by 32 zero
 bits, X = value * 2**32 (in_width + 32 bits), and shifted right arithmetically by
@@ -46,11 +48,13 @@ from amaranth.lib.wiring import In, Out
 from ..errors import ConfigError
 from ..fixed.format import MAX_FRAC, MAX_WIDTH, MIN_WIDTH, ROUNDINGS
 from ..fixed.ops import MAX_STOCHASTIC_SHIFT
+from .pipe import stage, valid_chain
 
 __all__ = ["RoundingMode", "OutputStage", "SHIFT_BITS", "shift_range", "check_shift", "check_widths"]
 
 SHIFT_BITS = 7  # signed shift port: -64..63 holds every from_frac - to_frac in -MAX_FRAC..MAX_FRAC
 _RANDOM_BITS = 32
+_FINE_BITS = 3  # the shifters' second stage moves by 0..7 bits, the first by multiples of 8
 
 
 class RoundingMode(enum.Enum, shape=2):
@@ -107,7 +111,7 @@ def check_shift(k: int, in_width: int, out_width: int, rounding: str) -> None:
 class OutputStage(wiring.Component):
     """One element of ``requantize(..., overflow="saturate")`` per cycle (module docstring)."""
 
-    LATENCY = 2  # clock edges from valid to valid_out
+    LATENCY = 5  # clock edges from valid to valid_out
 
     def __init__(self, in_width: int, out_width: int, out_signed: bool = True) -> None:
         check_widths(in_width, out_width, out_signed)
@@ -129,41 +133,36 @@ class OutputStage(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         w_in, w_out = self.in_width, self.out_width
-        if self.out_signed:
-            low, high = -(1 << (w_out - 1)), (1 << (w_out - 1)) - 1
-        else:
-            low, high = 0, (1 << w_out) - 1
+        base_width = w_in + w_out  # `base` holds q (right) or the exact value * 2**min(s, out_width)
+        fine = _FINE_BITS
 
-        # Stage 1: the shifters. `base` holds q (right) or the exact left-shifted value; it needs
-        # in_width + out_width bits for |value| * 2**min(s, out_width).
-        base_width = w_in + w_out
+        valid = valid_chain(m, self.valid, self.LATENCY)
+        m.d.comb += self.valid_out.eq(valid[-1])
+
+        # (1) the shift amounts, and both shifters' coarse steps (multiples of 2**fine bits).
         k = self.shift
-        right = k > 0
-        right_amount = Signal(range(w_in + 32 + 1))
+        right_amount = Signal(range(w_in + _RANDOM_BITS + 1))
         left_amount = Signal(range(w_out + 1))
         m.d.comb += [
-            right_amount.eq(Mux(k > w_in + 32, w_in + 32, k)),
+            right_amount.eq(Mux(k > w_in + _RANDOM_BITS, w_in + _RANDOM_BITS, k)),
             left_amount.eq(Mux(-k > w_out, w_out, -k)),
         ]
         wide = Cat(Const(0, _RANDOM_BITS), self.value).as_signed()  # value * 2**32
-        shifted = Signal(signed(w_in + _RANDOM_BITS))
-        m.d.comb += shifted.eq(wide >> right_amount)
-        left = (self.value << left_amount)[:base_width].as_signed()
+        right1 = stage(m, k > 0, 1, "right1")
+        coarse_r = stage(m, wide >> (right_amount >> fine << fine), signed(w_in + _RANDOM_BITS), "coarse_r")
+        coarse_l = stage(m, (self.value << (left_amount >> fine << fine))[:base_width].as_signed(), signed(base_width), "coarse_l")
+        fine_r = stage(m, right_amount[:fine], fine, "fine_r")
+        fine_l = stage(m, left_amount[:fine], fine, "fine_l")
+        mode = stage(m, stage(m, self.rounding, RoundingMode, "mode1"), RoundingMode, "mode2")
+        word = stage(m, stage(m, self.random, _RANDOM_BITS, "word1"), _RANDOM_BITS, "word2")
 
-        base = Signal(signed(base_width), reset_less=True)
-        dropped = Signal(_RANDOM_BITS, reset_less=True)  # F: the dropped bits, left-aligned (0 if k <= 0)
-        mode = Signal(RoundingMode, reset_less=True)
-        word = Signal(_RANDOM_BITS, reset_less=True)
-        valid1 = Signal()
-        m.d.sync += [
-            base.eq(Mux(right, shifted[_RANDOM_BITS:].as_signed(), left)),
-            dropped.eq(Mux(right, shifted[:_RANDOM_BITS], 0)),
-            mode.eq(self.rounding),
-            word.eq(self.random),
-            valid1.eq(self.valid),
-        ]
+        # (2) the fine steps: base, and F, the dropped bits left-aligned (0 if k <= 0).
+        shifted = (coarse_r >> fine_r).as_signed()
+        left = (coarse_l << fine_l)[:base_width].as_signed()
+        base = stage(m, Mux(right1, shifted[_RANDOM_BITS:].as_signed(), left), signed(base_width), "base")
+        dropped = stage(m, Mux(right1, shifted[:_RANDOM_BITS], 0), _RANDOM_BITS, "dropped")
 
-        # Stage 2: rounding increment, adder, clamp.
+        # (3) the rounding increment (a 32-bit comparison for stochastic rounding).
         up = Signal()
         with m.Switch(mode):
             with m.Case(RoundingMode.NEAREST):
@@ -172,12 +171,24 @@ class OutputStage(wiring.Component):
                 m.d.comb += up.eq(word < dropped)
             with m.Default():
                 m.d.comb += up.eq(0)
-        rounded = Signal(signed(base_width + 1))
-        m.d.comb += rounded.eq(base + up)
-        above, below = rounded > high, rounded < low
+        up3 = stage(m, up, 1, "up")
+        base3 = stage(m, base, signed(base_width), "base3")
+
+        # (4) the rounded value.
+        rounded = stage(m, base3 + up3, signed(base_width + 1), "rounded")
+
+        # (5) the clamp: the value fits iff its bits above the output's are copies of its sign
+        # (signed output) or zero (unsigned), which needs no comparator.
+        sign = rounded[-1]
+        above_bits = rounded[w_out - 1 :] if self.out_signed else rounded[w_out:]
+        if self.out_signed:
+            low, high = -(1 << (w_out - 1)), (1 << (w_out - 1)) - 1
+            above, below = ~sign & above_bits.any(), sign & ~above_bits.all()
+        else:
+            low, high = 0, (1 << w_out) - 1
+            above, below = ~sign & above_bits.any(), sign
         m.d.sync += [
-            self.code.eq(Mux(above, high, Mux(below, low, rounded))),
+            self.code.eq(Mux(above, high, Mux(below, low, rounded[:w_out]))),
             self.saturated.eq(above | below),
-            self.valid_out.eq(valid1),
         ]
         return m

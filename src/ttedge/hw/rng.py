@@ -14,9 +14,9 @@ Interface (all words 32-bit unsigned)::
 Timing: fully pipelined, one request per cycle, no stall. A request presented with ``valid`` high
 before clock edge t appears on ``word`` with ``valid_out`` high after edge t + LATENCY - 1, i.e.
 LATENCY = 2 * ROUNDS = 8 clock edges later. Each pipeline stage holds half a round (two 32-bit
-adders, two XORs and two rotations, which are wiring), so the longest path is three chained adders
-(``a + K[r] + b`` then ``c + d``) instead of the eight of an unregistered round. ``word`` is the XOR
-of two stage registers (one LUT level after the last stage).
+adders, two XORs and two rotations, which are wiring); the key of the next round is added to ``a``
+in the stage before it, beside ``c + d``, so the longest path is two chained adders (``a + b`` then
+``c + d``). ``word`` is the XOR of two stage registers (one LUT level after the last stage).
 
 Datapath registers have no reset (they carry no state that matters while ``valid_out`` is low);
 only the valid chain resets.
@@ -61,15 +61,17 @@ class RandomLane(wiring.Component):
         c = self.step ^ _INIT[2]
         d = self.index ^ _INIT[3]
         valid: Value = self.valid
-        for r, key in enumerate(_KEYS):
+        a = (a + _KEYS[0])[:_WORD]  # each round's key is added to a one stage early (see below)
+        for r in range(ROUNDS):
             for half in range(2):
                 # The quarter round in two halves; the rotations are (16, 12) then (8, 7).
                 rot_d, rot_b = (16, 12) if half == 0 else (8, 7)
-                a_in = (a + key)[:_WORD] if half == 0 else a
-                a_next = (a_in + b)[:_WORD]
+                a_next = (a + b)[:_WORD]
                 d_next = _rotl(d ^ a_next, rot_d)
                 c_next = (c + d_next)[:_WORD]
                 b_next = _rotl(b ^ c_next, rot_b)
+                if half == 1 and r + 1 < ROUNDS:  # the next round's a + K, beside c + d: two adders deep
+                    a_next = (a_next + _KEYS[r + 1])[:_WORD]
                 regs = [Signal(32, name=f"{x}_r{r}h{half}", reset_less=True) for x in "abcd"]
                 v = Signal(name=f"valid_r{r}h{half}")
                 m.d.sync += [regs[0].eq(a_next), regs[1].eq(b_next), regs[2].eq(c_next), regs[3].eq(d_next)]

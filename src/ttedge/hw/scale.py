@@ -1,8 +1,10 @@
 """The dynamic-scaling controller in hardware: ``ScaleRule.update`` and a streaming max |code|.
 
 ``ScaleUnit(width, rule)`` is ``ttedge.fixed.program.ScaleRule.update`` for a buffer of ``width``
-bits, combinational (LATENCY = 0: its outputs follow its inputs in the same cycle; the sequencer
-writes them into the frac/over/under registers at the next edge). The thresholds
+bits in two stages (LATENCY = 1: its outputs give the rule's result for the inputs of the previous
+edge; the first stage compares m with the thresholds and finds the step, the second moves and
+clamps frac; the sequencer writes the outputs into the frac/over/under registers at the next edge,
+still before the next instruction reads them). The thresholds
 HI = (hi_num * MAX) // den and LO = (lo_num * MAX) // den (MAX = 2**(width-1) - 1) are Python
 constants at elaboration, so the hardware is two comparators against constants, a priority encoder
 (bit_length of m), and small adders::
@@ -65,9 +67,9 @@ def _check_rule(rule: ScaleRule) -> None:
 
 
 class ScaleUnit(wiring.Component):
-    """``ScaleRule.update(width, m, frac, over, under)`` as combinational logic (module docstring)."""
+    """``ScaleRule.update(width, m, frac, over, under)`` in two pipeline stages (module docstring)."""
 
-    LATENCY = 0  # combinational
+    LATENCY = 1  # edges from the inputs to their result on the outputs
 
     def __init__(self, width: int, rule: ScaleRule) -> None:
         _check_width(width, "the scale unit")
@@ -104,22 +106,35 @@ class ScaleUnit(wiring.Component):
             step.eq(Mux(jump < 1, 1, Mux(jump > rule.max_step, rule.max_step, jump))),
         ]
 
-        old = Signal(signed(FRAC_BITS + 4))  # signed, so that frac - 1 may go below 0 before the clamp
-        frac = Signal(signed(FRAC_BITS + 4))  # before the clamp: -1..MAX_FRAC + W - 2
+        # Stage 1: the comparisons, the counters' next values and the step, registered.
+        old = Signal(signed(FRAC_BITS + 4), reset_less=True)  # signed: frac - 1 may go below 0 before the clamp
+        step_r = Signal.like(step, reset_less=True)
+        at_top, above, below, over_hit, under_hit = (Signal(name=n, reset_less=True) for n in
+                                                     ("at_top", "above", "below", "over_hit", "under_hit"))
+        over_up, under_up = Signal.like(self.new_over, reset_less=True), Signal.like(self.new_under, reset_less=True)
+        m.d.sync += [
+            old.eq(self.frac), step_r.eq(step),
+            at_top.eq(self.m >= top), above.eq(self.m > hi), below.eq(self.m < lo),  # m, not clamped: at_top wins
+            over_hit.eq(self.over + 1 >= rule.up_after), under_hit.eq(self.under + 1 >= rule.down_after),
+            over_up.eq(self.over + 1), under_up.eq(self.under + 1),
+        ]
+
+        # Stage 2: the new frac (before the clamp: -1..MAX_FRAC + W - 2) and counters.
+        frac = Signal(signed(FRAC_BITS + 4))
         over, under = Signal.like(self.new_over), Signal.like(self.new_under)
-        m.d.comb += [old.eq(self.frac), frac.eq(old), over.eq(0), under.eq(0)]
-        with m.If(clamped >= top):
+        m.d.comb += [frac.eq(old), over.eq(0), under.eq(0)]
+        with m.If(at_top):
             m.d.comb += frac.eq(old - 1)
-        with m.Elif(clamped > hi):
-            with m.If(self.over + 1 >= rule.up_after):
+        with m.Elif(above):
+            with m.If(over_hit):
                 m.d.comb += frac.eq(old - 1)
             with m.Else():
-                m.d.comb += over.eq(self.over + 1)
-        with m.Elif(clamped < lo):
-            with m.If(self.under + 1 >= rule.down_after):
-                m.d.comb += frac.eq(old + step)
+                m.d.comb += over.eq(over_up)
+        with m.Elif(below):
+            with m.If(under_hit):
+                m.d.comb += frac.eq(old + step_r)
             with m.Else():
-                m.d.comb += under.eq(self.under + 1)
+                m.d.comb += under.eq(under_up)
         m.d.comb += [
             self.new_frac.eq(Mux(frac < rule.frac_min, rule.frac_min, Mux(frac > rule.frac_max, rule.frac_max, frac))),
             self.new_over.eq(over),

@@ -10,11 +10,15 @@ initialised from ``EXP_TABLE`` and LOG2E and the bit splits are imported, never 
     y         : Out(EXP_FRAC + 1) e**x with ``frac_out`` (0..30, a parameter) fractional bits, 0..2**frac_out
     valid_out : Out(1)
 
-LATENCY = 4 edges, fully pipelined: (1) the constant product Y = -x * LOG2E (62 bits); (2) the
-shift Z = Y >> frac_in and the two ROM reads T[j], T[j+1] (synchronous read ports); (3) the
-interpolation v = T[j] - (((T[j] - T[j+1]) * r + 2**17) >> 18) (a 22 x 18-bit product); (4) the
-final rounding shift by s = k + 30 - frac_out, capped at 32 (every shift >= 32 gives 0 since
-v <= 2**30), as (((v << 1) >> s) + 1) >> 1, which equals v for s = 0 and (v + 2**(s-1)) >> s else.
+LATENCY = 13 edges, fully pipelined, every stage short enough for the accelerator's clock:
+(1) |x| registered; (2) the four 16 x 16-bit partial products of the constant product |x| * LOG2E;
+(3) the middle two's sum; (4) Y, the sum of all (62 bits); (5) the shift Z = Y >> frac_in; (6) the
+two ROM reads T[j], T[j+1] (synchronous read ports) and the final shift s = k + 30 - frac_out
+capped at 32 (every shift >= 32 gives 0 since v <= 2**30); (7) the ROM words registered as they
+leave the block RAM; (8) d = T[j] - T[j+1] < 2**22; (9) the interpolation product d * r
+(22 x 18 bits) as two partial products, (10) their sum; (11) v = T[j] - ((d * r + 2**17) >> 18);
+(12) and (13) the final rounding (((v << 1) >> s) + 1) >> 1, which equals v for s = 0 and
+(v + 2**(s-1)) >> s else.
 
 ``SoftmaxXentUnit(in_width, out_fmt, num_classes)`` computes one row of
 ``ttedge.fixed.softmax.softmax_xent_grad`` (C = num_classes logits of ``in_width`` bits, 2..31, the
@@ -42,7 +46,7 @@ g_c = p_c - 2**30 [c == label] goes through an ``OutputStage`` (k = 30 - out_fmt
 format's rounding) and leaves on out_code; the next division starts at the edge where the previous
 one is done. From the edge that takes ``start`` (counted as one) to the cycle where ``done`` is high
 there are ``softmax_row_cycles(C)`` = 1 + C + C + ExpNeg.LATENCY + C * (31 + 1) +
-OutputStage.LATENCY + 1 = 34 C + 8 edges when the logits arrive on the C edges right after start;
+OutputStage.LATENCY + 1 = 34 C + 20 edges when the logits arrive on the C edges right after start;
 each edge without ``in_valid`` during loading adds one.
 
 Storage is registers: C x (in_width + 32 + 21) bits for logits, random words and exponentials.
@@ -68,6 +72,7 @@ from ..fixed.softmax import (
     SOFTMAX_PROB_FRAC,
 )
 from .arith import Divider, divider_cycles
+from .pipe import delay, stage, valid_chain
 from .requant import OutputStage, RoundingMode
 
 __all__ = ["ExpNeg", "SoftmaxXentUnit", "softmax_row_cycles", "FRAC_BITS"]
@@ -76,13 +81,14 @@ FRAC_BITS = MAX_FRAC.bit_length()  # 6: runtime fractional-bit inputs hold 0..MA
 _WORD = 32
 _TABLE_BITS = int(EXP_TABLE.max()).bit_length()  # 31
 _PROB_QUOTIENT_BITS = SOFTMAX_PROB_FRAC + 1  # p_c <= 2**30 needs 31 bits
+_DIFF_BITS = int((EXP_TABLE[:-1] - EXP_TABLE[1:]).max()).bit_length()  # 22: T[j] - T[j+1] < 2**22
 _MAX_SHIFT = 32  # final shifts from 32 up all give 0 (v <= 2**30)
 
 
 class ExpNeg(wiring.Component):
     """``exp_neg(x, frac_in, frac_out)`` for one element per cycle (module docstring)."""
 
-    LATENCY = 4  # edges from valid to valid_out
+    LATENCY = 13  # edges from valid to valid_out
 
     def __init__(self, frac_out: int) -> None:
         if not isinstance(frac_out, int) or isinstance(frac_out, bool) or not 0 <= frac_out <= EXP_FRAC:
@@ -107,48 +113,54 @@ class ExpNeg(wiring.Component):
         )
         read_lo, read_hi = table.read_port(), table.read_port()
 
-        # Stage 1: Y = |x| * LOG2E < 2**31 * 2**31.
-        magnitude = Signal(EXP_MAX_INPUT_BITS)
-        m.d.comb += magnitude.eq(-self.x)
-        product = Signal(2 * EXP_MAX_INPUT_BITS, reset_less=True)
-        frac_in = Signal(FRAC_BITS, reset_less=True)
-        valid1 = Signal()
-        m.d.sync += [product.eq(magnitude * LOG2E), frac_in.eq(self.frac_in), valid1.eq(self.valid)]
+        valid = valid_chain(m, self.valid, self.LATENCY)
+        m.d.comb += self.valid_out.eq(valid[-1])
 
-        # Stage 2: Z = Y >> frac_in; k = Z >> 30, u = Z mod 2**30, j = u >> 22, r = (u >> 4) mod 2**18.
-        z = Signal(2 * EXP_MAX_INPUT_BITS)
-        m.d.comb += z.eq(product >> frac_in)
+        # (1) |x| < 2**31.
+        magnitude = stage(m, -self.x, EXP_MAX_INPUT_BITS, "magnitude")
+        frac_in = delay(m, stage(m, self.frac_in, FRAC_BITS, "frac_in1"), 3, "frac_in")
+        # (2) the four 16 x 16-bit partial products of |x| * LOG2E (one 18 x 18 multiplier each).
+        half = 16
+        m_lo, m_hi = magnitude[:half], magnitude[half:]
+        c_lo, c_hi = LOG2E & ((1 << half) - 1), LOG2E >> half
+        ll = stage(m, m_lo * c_lo, 2 * half, "pp_ll")
+        lh = stage(m, m_lo * c_hi, 2 * half, "pp_lh")
+        hl = stage(m, m_hi * c_lo, 2 * half, "pp_hl")
+        hh = stage(m, m_hi * c_hi, 2 * half, "pp_hh")
+        # (3) the middle products' sum; the outer two do not overlap: ll + hh * 2**32 = Cat(ll, hh).
+        mid = stage(m, lh + hl, 2 * half + 1, "pp_mid")
+        outer = stage(m, Cat(ll, hh), 4 * half, "pp_outer")
+        # (4) Y = |x| * LOG2E < 2**62.
+        product = stage(m, outer + (mid << half), 2 * EXP_MAX_INPUT_BITS, "product")
+        # (5) Z = Y >> frac_in; k = Z >> 30, u = Z mod 2**30, j = u >> 22, r = (u >> 4) mod 2**18.
+        z = stage(m, product >> frac_in, 2 * EXP_MAX_INPUT_BITS, "z")
         u = z[:EXP_FRAC]
         j = u[EXP_FRAC - EXP_SEGMENT_BITS :]
         low_bits = EXP_FRAC - EXP_SEGMENT_BITS - EXP_INTERP_BITS
         k = z[EXP_FRAC:]
+        # (6) the ROM addresses T[j], T[j+1] are taken (synchronous read ports); the shift of the
+        # final rounding, s = min(k + 30 - frac_out, 32) (every s >= 32 gives 0 as v <= 2**30).
         m.d.comb += [read_lo.addr.eq(j), read_hi.addr.eq(j + 1)]
-        position = Signal(EXP_INTERP_BITS, reset_less=True)
-        k2 = Signal(range(_MAX_SHIFT + 1), reset_less=True)  # k capped at 32 (the shift saturates there)
-        valid2 = Signal()
-        m.d.sync += [
-            position.eq(u[low_bits : low_bits + EXP_INTERP_BITS]),
-            k2.eq(Mux(k >= _MAX_SHIFT, _MAX_SHIFT, k)),
-            valid2.eq(valid1),
-        ]
-
-        # Stage 3: v = T[j] - (((T[j] - T[j+1]) * r + 2**17) >> 18); T[j] - T[j+1] < 2**22.
-        diff = Signal(_TABLE_BITS)
-        m.d.comb += diff.eq(read_lo.data - read_hi.data)
-        correction = Signal(_TABLE_BITS + EXP_INTERP_BITS)
-        m.d.comb += correction.eq((diff * position + (1 << (EXP_INTERP_BITS - 1))) >> EXP_INTERP_BITS)
-        v = Signal(EXP_FRAC + 1, reset_less=True)  # <= 2**30
-        k3 = Signal.like(k2, reset_less=True)
-        valid3 = Signal()
-        m.d.sync += [v.eq(read_lo.data - correction), k3.eq(k2), valid3.eq(valid2)]
-
-        # Stage 4: out = (v + 2**(s-1)) >> s (v when s = 0), s = min(k + 30 - frac_out, 32).
-        s = Signal(range(_MAX_SHIFT + 1))
-        s_full = k3 + (EXP_FRAC - self.frac_out)
-        m.d.comb += s.eq(Mux(s_full >= _MAX_SHIFT, _MAX_SHIFT, s_full))
-        halved = Signal(EXP_FRAC + 2)
-        m.d.comb += halved.eq((Cat(Const(0, 1), v) >> s) + 1)  # floor(v / 2**(s-1)) + 1
-        m.d.sync += [self.y.eq(halved >> 1), self.valid_out.eq(valid3)]
+        position = stage(m, u[low_bits : low_bits + EXP_INTERP_BITS], EXP_INTERP_BITS, "position")
+        s_full = k + (EXP_FRAC - self.frac_out)
+        s = stage(m, Mux(s_full >= _MAX_SHIFT, _MAX_SHIFT, s_full), _MAX_SHIFT.bit_length(), "s")
+        # (7) the table words, registered as they leave the ROM.
+        t_lo = stage(m, read_lo.data, _TABLE_BITS, "t_lo")
+        t_hi = stage(m, read_hi.data, _TABLE_BITS, "t_hi")
+        # (8) d = T[j] - T[j+1] < 2**22.
+        diff = stage(m, t_lo - t_hi, _DIFF_BITS, "diff")
+        # (9) the interpolation product d * r as two partial products (18 x 18 and 4 x 18 bits),
+        # (10) their sum.
+        r = delay(m, position, 2, "position")
+        d_lo, d_hi = diff[:EXP_INTERP_BITS], diff[EXP_INTERP_BITS:_DIFF_BITS]
+        p_lo = stage(m, d_lo * r, 2 * EXP_INTERP_BITS, "interp_lo")
+        p_hi = stage(m, d_hi * r, len(d_hi) + EXP_INTERP_BITS, "interp_hi")
+        interp = stage(m, p_lo + (p_hi << EXP_INTERP_BITS), _DIFF_BITS + EXP_INTERP_BITS, "interp")
+        # (11) v = T[j] - ((d * r + 2**17) >> 18) <= 2**30.
+        v = stage(m, delay(m, t_lo, 3, "t_lo") - ((interp + (1 << (EXP_INTERP_BITS - 1))) >> EXP_INTERP_BITS), EXP_FRAC + 1, "v")
+        # (12) floor(v / 2**(s-1)) (v << 1 when s = 0), then (13) + 1, halved: (v + 2**(s-1)) >> s.
+        shifted = stage(m, Cat(Const(0, 1), v) >> delay(m, s, 5, "s"), EXP_FRAC + 2, "shifted")
+        m.d.sync += self.y.eq((shifted + 1) >> 1)
         return m
 
 

@@ -16,7 +16,8 @@
   ``sat.<buf>`` per counted buffer (a saturated code written into the buffer adds one).
 * **Scaling**: a MaxAbs on the write stream tracks each dynamic buffer's max |code| as its
   instruction writes it (each instruction writes every element of its destination); a
-  ScaleControl applies its ScaleUnit to that register in its issue cycle, without reading memory.
+  ScaleControl feeds its ScaleUnit from that register in its issue cycle, without reading memory,
+  and writes the result in the cycle after (the next instruction's fetch).
 * **Host port** (``memmap`` module docstring for the map): ``host_addr``/``host_wdata``/``host_we``
   write a word at the edge; ``host_re`` reads one, on ``host_rdata`` the next cycle. Memories are
   accessed only while idle.
@@ -401,6 +402,12 @@ class Accelerator(wiring.Component):
                             best = Mux(mx.max > best, mx.max, best)
                         m.d.sync += maxregs[pl.index].eq(best)
         scaling = Signal()  # a ScaleControl's issue cycle
+        # The scale unit's result (ScaleUnit.LATENCY = 1 edge later) is written the cycle after: the
+        # next instruction's fetch, while ins still holds the ScaleControl and before the next
+        # decode reads the registers.
+        scaled = Signal()
+        m.d.sync += scaled.eq(scaling)
+        assert ScaleUnit.LATENCY == 1
         decoding = Signal()  # the decode phase: the fetched word is loaded into ins
         for k, (wd, rule) in enumerate(rules):
             su = m.submodules[f"scale{k}"] = ScaleUnit(wd, rule)
@@ -422,7 +429,7 @@ class Accelerator(wiring.Component):
                     if pl.width == wd:
                         with m.Case(pl.index):
                             key = f"scale.{pl.name}."
-                            with m.If(scaling & (ins.k1 == k)):
+                            with m.If(scaled & (ins.k1 == k)):
                                 m.d.sync += [regs[key + "frac"].eq(su.new_frac), regs[key + "over"].eq(su.new_over),
                                              regs[key + "under"].eq(su.new_under)]
 
