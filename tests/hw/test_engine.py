@@ -16,6 +16,8 @@ from ttedge.hw.config import AcceleratorConfig
 from ttedge.hw.cycles import contract_cycles
 from ttedge.hw.engine import ContractionEngine
 from ttedge.hw.isa import Op, ProgramImage, contract_fields
+from ttedge.hw.memories import READ_LATENCY
+from ttedge.hw.pipe import delay
 
 
 def reference(ins: Contract, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -42,7 +44,7 @@ def run_engine(ins: Contract, a: np.ndarray, b: np.ndarray, cfg: AcceleratorConf
         m.submodules[f"mem_{name}"] = mem
         for i in range(lanes):
             port = mem.read_port()
-            m.d.comb += [port.addr.eq(addrs[i]), outs[i].eq(port.data)]
+            m.d.comb += [port.addr.eq(addrs[i]), outs[i].eq(delay(m, port.data, READ_LATENCY - 1, f"{name}{i}"))]
     got: dict[int, int] = {}
     cycles = [0, 0]
 

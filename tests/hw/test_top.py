@@ -13,7 +13,7 @@ from ttedge.fixed import FixedFormat, Interpreter, PrecisionConfig, compile_prog
 from ttedge.fixed.program import Program
 from ttedge.hw import AcceleratorConfig, MemoryMap, encode_program
 from ttedge.hw.memmap import CTRL, CYCLES, STATUS
-from ttedge.hw.top import Accelerator
+from ttedge.hw.top import HOST_READ_LATENCY, Accelerator
 from ttedge.models import MLP
 from ttedge.tt import TTLinear
 
@@ -121,6 +121,7 @@ def test_host_port_reads_and_writes_memories_and_registers() -> None:
             ctx.set(dut.host_re, 1)
             await ctx.tick()
             ctx.set(dut.host_re, 0)
+            await ctx.tick().repeat(HOST_READ_LATENCY - 1)
             return ctx.get(dut.host_rdata)
 
         async def write(addr: int, value: int) -> None:

@@ -9,8 +9,8 @@ check them against the simulated counts cycle for cycle. Per instruction the seq
 * elementwise instructions: one issue per element (BiasGrad: per output and batch row), plus
   ``elementwise.FLUSH``;
 * ScaleControl: none (the buffer's max |code| was tracked as it was written);
-* SoftmaxXentGrad: per batch row, a label read, the unit's start and ``softmax_row_cycles(C)``
-  (``ttedge.hw.loss``), plus one cycle;
+* SoftmaxXentGrad: per batch row, the label's read (``memories.READ_LATENCY`` cycles), the unit's
+  start and ``softmax_row_cycles(C)`` (``ttedge.hw.loss``), plus one cycle;
 * PriorGrad: one issue per core element plus ``prior.PRIOR_FLUSH``; LambdaUpdate: one issue per
   element of both cores, ``prior.LAMBDA_DRAIN``, and ``prior.LAMBDA_PER_RANK`` per rank index
   (both none while the host register ``prior.on`` is 0: ``prior_on=False``);
@@ -24,6 +24,7 @@ from .config import AcceleratorConfig
 from .elementwise import FLUSH
 from .engine import MAC_LATENCY
 from .isa import Op, contract_fields, encode_program
+from .memories import READ_LATENCY
 from .prior import LAMBDA_DRAIN, LAMBDA_PER_RANK, PRIOR_FLUSH
 from .requant import OutputStage
 from .rng import RandomLane
@@ -68,7 +69,7 @@ def instruction_cycles(program: Program, config: AcceleratorConfig, prior_on: bo
         elif isinstance(ins, LambdaUpdate):
             out.append(SEQUENCER + word["nx"] + word["nzlo"] + LAMBDA_DRAIN + word["nyhi"] * LAMBDA_PER_RANK)
         elif isinstance(ins, SoftmaxXentGrad):
-            out.append(SEQUENCER + word["nx"] * (softmax_row_cycles(ins.num_classes) + 2) + 1)
+            out.append(SEQUENCER + word["nx"] * (READ_LATENCY + 1 + softmax_row_cycles(ins.num_classes)) + 1)
         else:
             issues = word["nx"] * (word["nzlo"] if word["op"] == Op.BIAS_GRAD else 1)
             out.append(SEQUENCER + issues + FLUSH)

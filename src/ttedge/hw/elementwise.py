@@ -16,18 +16,18 @@ operand arrives, so they stay off the per-element timing paths.
 Pipeline, for the element issued at cycle t (addresses), with L = OutputStage.LATENCY (5); every
 stage is a short path for the accelerator's clock::
 
-    t+1   read data arrive, and are registered (the memories' outputs drive nothing else here)
-    t+2   the operands: registered read data, BiasGrad's running sum; BiasAdd's aligning shifts
-    t+3   the other ops' values (ReLU, BiasAdd's sum, ...) are formed
-    t+2 .. t+2+2L+2  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v >> ms, then
-          v - (v >> ms) + g, saturated (OutputStage 2), written to the velocity at t+14
-    t+14  the update's shifts: d = v or g, d >> excess; t+15 p << (f - fp), d << (f - fd);
-    t+16  their difference, the update's exact value, is formed
-    t+17  the main OutputStage rounds (the random word, requested 9 cycles after the issue, is
+    t+2   read data arrive (memories.READ_LATENCY), and are registered (they drive nothing else here)
+    t+3   the operands: registered read data, BiasGrad's running sum; BiasAdd's aligning shifts
+    t+4   the other ops' values (ReLU, BiasAdd's sum, ...) are formed
+    t+3 .. t+3+2L+2  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v >> ms, then
+          v - (v >> ms) + g, saturated (OutputStage 2), written to the velocity at t+15
+    t+15  the update's shifts: d = v or g, d >> excess; t+16 p << (f - fp), d << (f - fd);
+    t+17  their difference, the update's exact value, is formed
+    t+18  the main OutputStage rounds (the random word, requested 10 cycles after the issue, is
           ready now: RandomLane.LATENCY = 8)
-    t+22  the main result is written
+    t+23  the main result is written
 
-so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 23), BiasGrad
+so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 24), BiasGrad
 issuing one element per (output, batch) pair and writing one result per output. The offsets are
 derived below from the units' latencies; a test checks FLUSH against simulation.
 """
@@ -41,21 +41,22 @@ from amaranth.lib.wiring import In, Out
 
 from ..fixed.ops import MAX_STOCHASTIC_SHIFT
 from .isa import Op
+from .memories import READ_LATENCY
 from .requant import SHIFT_BITS, OutputStage, RoundingMode
 from .rng import RandomLane
 from .scale import FRAC_BITS
 
 __all__ = ["ElementwiseUnit", "FLUSH"]
 
-_OPS_AT = 2  # cycle offset (after issue) where the registered operands are ready
+_OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 3
 _VAL_AT = _OPS_AT + 1  # where the other ops' values are formed
 _MOM_STAGES = 2  # v >> ms, then v - (v >> ms) + g, between the momentum's two OutputStages
-_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 14
-_UPD_AT = _V_AT + 2  # where the update is formed (after its two shift stages): t + 16
-_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 17
+_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 15
+_UPD_AT = _V_AT + 2  # where the update is formed (after its two shift stages): t + 17
+_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 18
 _RNG_DELAY = _MAIN_AT - RandomLane.LATENCY  # the random word is requested this many cycles after the issue
-_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 22
-FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 23
+_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 23
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 24
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 
@@ -122,7 +123,7 @@ class ElementwiseUnit(wiring.Component):
         m.d.comb += [rng.seed.eq(self.seed), rng.stream.eq(self.pc), rng.step.eq(self.step),
                      rng.index.eq(index[_RNG_DELAY]), rng.valid.eq(valid[_RNG_DELAY])]
 
-        # --- t+2: operands (the read data, registered as they arrive at t+1)
+        # --- t+3: operands (the read data, registered as they arrive at t+2)
         da, db, dc = (Signal(signed(_W), name=n) for n in ("da_r", "db_r", "dc_r"))
         m.d.sync += [da.eq(self.da), db.eq(self.db), dc.eq(self.dc)]
         fa, fb, fc = self.fa, self.fb, self.fc
@@ -142,8 +143,8 @@ class ElementwiseUnit(wiring.Component):
         v_new, v_sat = Signal(signed(_W)), Signal()
         lat = OutputStage.LATENCY
         v_d = [Signal(signed(_W), name=f"v_d{t}") for t in range(lat + 1)]  # v delayed to OutputStage 1's output
-        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # g delayed to t+14
-        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # param delayed to t+14
+        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # g delayed to t+15
+        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # param delayed to t+15
         m.d.comb += [v_d[0].eq(dc), g_d[0].eq(db), p_d[0].eq(da)]
         for lst in (v_d, g_d, p_d):
             for t in range(1, len(lst)):
@@ -169,7 +170,7 @@ class ElementwiseUnit(wiring.Component):
         momentum = (op == Op.SGD) & w.momentum
         m.d.comb += [self.v_en.eq(momentum & valid[_V_AT]), self.v_addr.eq(index[_V_AT]), self.v_data.eq(v_new), self.v_sat.eq(v_sat)]
 
-        # --- t+14 .. t+16: the update's exact value
+        # --- t+15 .. t+17: the update's exact value
         d = Signal(signed(_W))
         m.d.comb += d.eq(Mux(w.momentum, v_new, g_d[-1]))
         # The update's shifts, per instruction (registered): fd = frac of d after the learning-rate
@@ -190,7 +191,7 @@ class ElementwiseUnit(wiring.Component):
         upd = Signal(signed(_W))
         m.d.comb += upd.eq(p3 - d3)
 
-        # --- t+2: BiasAdd's aligning shifts; t+3: the other ops' values, delayed with the update's
+        # --- t+3: BiasAdd's aligning shifts; t+4: the other ops' values, delayed with the update's
         pa, pb = Signal(signed(_W), name="pa"), Signal(signed(_W), name="pb")
         bias_add = op == Op.BIAS_ADD
         m.d.sync += [pa.eq(Mux(bias_add & ~a_ge_b, da << (-sh_ab)[:6], da)),
@@ -220,7 +221,7 @@ class ElementwiseUnit(wiring.Component):
                 src_v, src_s = Mux(op == Op.SGD, upd, src_v), Mux(op == Op.SGD, upd_shift, src_s)
             m.d.sync += [val_d[t].eq(src_v), sh_d[t].eq(src_s)]
 
-        # --- t+17: the main output stage
+        # --- t+18: the main output stage
         osw = [OutputStage(64, ww) for ww in self.w_widths]
         code, sat = Signal(signed(_W)), Signal()
         rounding = Mux(op == Op.SGD, RoundingMode.STOCHASTIC, Mux(op == Op.NARROW, w.rounding, RoundingMode.NEAREST))

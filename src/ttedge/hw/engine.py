@@ -3,8 +3,9 @@
 It computes ``out[x, y] = sum_z L[x, z] * R[z, y]`` for one Contract word (``ttedge.hw.isa``):
 lane (p, q) owns the output element (x0 + p, y0 + q) of the current tile and accumulates it exactly
 (``acc_width`` bits) over every z. Each cycle the generators present P addresses into L's memory
-and Q into R's (no transposes in memory: the index maps are walked directly), and the data come
-back one cycle later (synchronous read ports) into the MACs.
+and Q into R's (no transposes in memory: the index maps are walked directly; the addresses are
+whole memory addresses, the word's buffer offsets ``ao`` and ``bo`` included), and the data come
+back into the MACs (timing below).
 
 Loop nest (y tiles outer, x tiles inner, z innermost)::
 
@@ -20,8 +21,8 @@ MAC, so tiles start every max(Z, P) cycles (Z = nzhi * nzlo):
 :func:`ttedge.hw.cycles.contract_cycles` is the exact count.
 
 The addresses of an issue are registered before they leave for the memories, the read data are
-registered as they arrive (two cycles after the issue), and multiplied and accumulated the cycle
-after that: a MAC happens :data:`MAC_LATENCY` cycles after its issue.
+registered as they arrive (``memories.READ_LATENCY`` cycles after that), and multiplied and
+accumulated the cycle after: a MAC happens :data:`MAC_LATENCY` (4) cycles after its issue.
 
 Timing of one instruction, from the ``start`` cycle: Q cycles set the y lanes up (a walker shifts
 lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P); the last row is
@@ -36,10 +37,11 @@ from amaranth.lib.data import ArrayLayout, StructLayout
 from amaranth.lib.wiring import In, Out
 
 from .config import AcceleratorConfig
+from .memories import READ_LATENCY
 
 __all__ = ["ContractionEngine", "MAC_LATENCY"]
 
-MAC_LATENCY = 3  # cycles from a z step's issue to its multiply-accumulate (address, read, register)
+MAC_LATENCY = 1 + READ_LATENCY + 1  # cycles from a z step's issue to its MAC: address register, read, arrival register
 
 
 class ContractionEngine(wiring.Component):
@@ -76,13 +78,15 @@ class ContractionEngine(wiring.Component):
         w = self.word
         nb = self.num_bits + 2
         S = lambda name, **kw: Signal(signed(nb), name=name, **kw)  # noqa: E731
+        # x- and y-addresses of L and R hold the buffer's offset (ao, bo): whole memory addresses
+        SA = lambda name: Signal(signed(max(nb, self.addr_bits + 1)), name=name)  # noqa: E731
 
         # --- y lanes: (ylo, yflat, R y-address, out y-address) per q, and the walker that fills them
         ylo = [S(f"ylo{q}") for q in range(Q)]
         yfl = [S(f"yflat{q}") for q in range(Q)]
-        ya_r = [S(f"ya_r{q}") for q in range(Q)]
+        ya_r = [SA(f"ya_r{q}") for q in range(Q)]
         ya_o = [S(f"ya_o{q}") for q in range(Q)]
-        wk = [S(f"walk_{n}") for n in ("lo", "flat", "r", "o")]
+        wk = [S("walk_lo"), S("walk_flat"), SA("walk_r"), S("walk_o")]
 
         def advance(state: list[Signal], dlo: object, dflat: object, step_r: object, step_o: object) -> list[object]:
             lo = state[0] + dlo
@@ -91,7 +95,7 @@ class ContractionEngine(wiring.Component):
                     state[2] + step_r + Mux(wrap, w.r_ywrap, 0), state[3] + step_o + Mux(wrap, w.o_ywrap, 0)]
 
         # --- x tile and z walk
-        x0, xl, xo = S("x0"), S("xl"), S("xo")
+        x0, xl, xo = S("x0"), SA("xl"), S("xo")
         zlo, zhi, zl, zr = S("zlo"), S("zhi"), S("zl"), S("zr")
         issuing = Signal()
         init_left = Signal(range(Q + 1))
@@ -114,12 +118,14 @@ class ContractionEngine(wiring.Component):
         m.d.sync += [l_lane[p].eq(w.l_sx * p) for p in range(P)]
 
         # --- addresses (invalid lanes read address 0)
-        xvalid = [x0 + p < w.nx for p in range(P)]
+        x_lim = [S(f"x_lim{p}") for p in range(P)]  # lane p holds an x while x0 < nx - p (per instruction)
+        m.d.sync += [x_lim[p].eq(w.nx - p) for p in range(P)]
+        xvalid = [x0 < x_lim[p] for p in range(P)]
         yvalid = [yfl[q] < w.ny for q in range(Q)]
         for p in range(P):
-            m.d.sync += self.l_addr[p].eq(Mux(xvalid[p], xl + l_lane[p] + zl, 0))
+            m.d.sync += self.l_addr[p].eq(Mux(xvalid[p], xl + l_lane[p] + zl, w.ao))
         for q in range(Q):
-            m.d.sync += self.r_addr[q].eq(Mux(yvalid[q], ya_r[q] + zr, 0))
+            m.d.sync += self.r_addr[q].eq(Mux(yvalid[q], ya_r[q] + zr, w.bo))
 
         last_z = (zlo == nzlo_last) & (zhi == nzhi_last)
         last_x = x0 + P >= w.nx
@@ -137,9 +143,9 @@ class ContractionEngine(wiring.Component):
         m.d.comb += fire.eq(issuing & ((zlo != 0) | (zhi != 0) | start_ok))
         m.d.sync += self.reading.eq(fire & ~self.start)  # with the registered addresses
         with m.If(self.start):
-            m.d.sync += [init_left.eq(Q), issuing.eq(0), x0.eq(0), xl.eq(0), xo.eq(0),
+            m.d.sync += [init_left.eq(Q), issuing.eq(0), x0.eq(0), xl.eq(w.ao), xo.eq(0),
                          zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]
-            m.d.sync += [s.eq(0) for s in wk]
+            m.d.sync += [wk[0].eq(0), wk[1].eq(0), wk[2].eq(w.bo), wk[3].eq(0)]
         with m.Elif(init_left != 0):
             # Shift lane states in: after Q cycles lane q holds the walker's state after q steps.
             for q in range(Q - 1):
@@ -154,7 +160,7 @@ class ContractionEngine(wiring.Component):
             with m.If(last_z):
                 m.d.sync += [zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]
                 with m.If(last_x):
-                    m.d.sync += [x0.eq(0), xl.eq(0), xo.eq(0)]
+                    m.d.sync += [x0.eq(0), xl.eq(w.ao), xo.eq(0)]
                     for q in range(Q):
                         nxt = advance([ylo[q], yfl[q], ya_r[q], ya_o[q]], w.dqlo, Q, w.r_ystepq, w.o_ystepq)
                         m.d.sync += [s.eq(v) for s, v in zip([ylo[q], yfl[q], ya_r[q], ya_o[q]], nxt)]

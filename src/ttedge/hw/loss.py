@@ -1,17 +1,19 @@
 """The loss unit: SoftmaxXentGrad over a batch, row by row, through a :class:`SoftmaxXentUnit`.
 
 For row r of the (B, M) logits (word fields: a = logits, b = labels, c = error, nx = B, ny = M,
-k1 = C classes)::
+k1 = C classes), with R = ``memories.READ_LATENCY`` (2)::
 
-    cycle 0          read labels[r] (slot b)
-    cycle 1          start the unit (label, the logits' current frac); read logits[r, 0] (slot a)
-    cycles 2..C      read logits[r, 1 .. C-1]; each arrives the cycle after its read (in_valid)
-    cycles 2..M-C+1  write the padding error[r, C:] = 0 (the reference's e[:, C:] = 0)
+    cycle 0          read labels[r] (slot b) and logits[r, 0] (slot a)
+    cycles 1..C-1    read logits[r, 1 .. C-1]; each arrives R cycles after its read and is
+                     registered, so the unit sees logit c at cycle c + R + 1 (in_valid)
+    cycle R          the label arrives: start the unit (label, the logits' current frac)
+    cycles R+1..     write the padding error[r, C:] = 0 (the reference's e[:, C:] = 0)
     later            each gradient the unit emits is written to error[r, c] (saturations counted)
-    done cycle       the unit's ``done`` (cycle softmax_row_cycles(C) + 1); the next row starts after
+    done cycle       the unit's ``done`` (cycle R + softmax_row_cycles(C)); the next row starts after
 
-so a row takes 2 + ``softmax_row_cycles(C)`` cycles (:func:`ttedge.hw.cycles.instruction_cycles`). The reference gives the unit no random words (its
-softmax_xent_grad rounds the gradient without them), so ``in_random`` is 0.
+so a row takes R + 1 + ``softmax_row_cycles(C)`` cycles (:func:`ttedge.hw.cycles.instruction_cycles`):
+the logits reach the unit on the C edges right after its start. The reference gives the unit no
+random words (its softmax_xent_grad rounds the gradient without them), so ``in_random`` is 0.
 """
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
@@ -22,6 +24,8 @@ from amaranth.lib.data import StructLayout
 from amaranth.lib.wiring import In, Out
 
 from ..fixed.format import FixedFormat
+from .memories import READ_LATENCY
+from .pipe import delay
 from .scale import FRAC_BITS
 from .softmax import SoftmaxXentUnit
 
@@ -43,38 +47,43 @@ class LossUnit(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        w, C = self.word, self.num_classes
+        w, C, R = self.word, self.num_classes, READ_LATENCY
         nb = w.nx.shape().width + 2
         unit = m.submodules.softmax = SoftmaxXentUnit(self.in_width, self.out_fmt, C)
         row, base, col = Signal(signed(nb)), Signal(signed(nb)), Signal(signed(nb))  # row, its first element, next class to read
-        state = Signal(2)  # 0 idle, 1 label read, 2 unit start (logit 0 read), 3 row running
+        state = Signal(2)  # 0 idle, 1 waiting for the row's label, 3 row running
+        wait = Signal(range(R + 1))  # cycles since the row's label read
         pad = Signal(signed(nb))  # next padding column to zero (C .. M-1)
-        loading = Signal()
+        loading = Signal()  # reading the row's logits
+        code = Signal(signed(self.in_width))  # a logit, registered as it arrives
+        m.d.sync += code.eq(self.da[: self.in_width])
         m.d.comb += [self.busy.eq(self.start | (state != 0)), unit.frac.eq(self.fa), unit.label.eq(self.db[: max(1, (C - 1).bit_length())]),
-                     unit.in_random.eq(0), unit.in_code.eq(self.da[: self.in_width])]
+                     unit.in_random.eq(0), unit.in_code.eq(code)]
         m.d.comb += [self.eb.eq(row), self.ea.eq(base + col)]
+
+        def next_row(r: object, b: object) -> list[object]:
+            return [row.eq(r), base.eq(b), state.eq(1), wait.eq(0), col.eq(0), loading.eq(1)]
+
         with m.If(self.start):
-            m.d.sync += [row.eq(0), base.eq(0), state.eq(1)]
+            m.d.sync += next_row(0, 0)
         with m.Elif(state == 1):
-            m.d.sync += state.eq(2)
-        with m.Elif(state == 2):
-            m.d.comb += [unit.start.eq(1), self.ea.eq(base)]
-            m.d.sync += [state.eq(3), col.eq(1), loading.eq(1), pad.eq(C)]
+            m.d.sync += wait.eq(wait + 1)
+            with m.If(wait == R):  # the label is on db
+                m.d.comb += unit.start.eq(1)
+                m.d.sync += [state.eq(3), pad.eq(C)]
         with m.Elif(state == 3):
-            with m.If(loading):
-                m.d.sync += col.eq(col + 1)
-                with m.If(col == C - 1):
-                    m.d.sync += loading.eq(0)
             with m.If(unit.done):
                 with m.If(row == w.nx - 1):
                     m.d.sync += state.eq(0)
                 with m.Else():
-                    m.d.sync += [row.eq(row + 1), base.eq(base + w.ny), state.eq(1)]
-        # The logit read at cycle t arrives at t+1: the unit's in_valid.
-        valid_in = Signal()
-        m.d.sync += valid_in.eq(self.ea_on)
-        m.d.comb += [self.ea_on.eq((state == 2) | ((state == 3) & loading)), self.eb_on.eq(state == 1)]
-        m.d.comb += unit.in_valid.eq(valid_in)
+                    m.d.sync += next_row(row + 1, base + w.ny)
+        with m.If(loading & ~self.start):
+            m.d.sync += col.eq(col + 1)
+            with m.If(col == C - 1):
+                m.d.sync += loading.eq(0)
+        # The logit read at cycle t reaches the unit at t + R + 1: its in_valid.
+        m.d.comb += [self.ea_on.eq(loading & (state != 0)), self.eb_on.eq((state == 1) & (wait == 0))]
+        m.d.comb += unit.in_valid.eq(delay(m, self.ea_on, R + 1, "logit_valid"))
         # Writes: the unit's gradients, else the padding zeros.
         padding = (state == 3) & (pad < w.ny) & ~unit.out_valid
         with m.If(unit.out_valid):

@@ -1,6 +1,9 @@
 """The on-chip memories: one per width class (``MemoryMap.widths``), with the ports its users need.
 
-Read ports are synchronous (data one cycle after the address). Their assignment is static, from
+Read ports return their data :data:`READ_LATENCY` (2) cycles after the address: the block RAM's
+synchronous read, then a register right at its output, so that no logic follows a block RAM's slow
+clock-to-output in the same cycle (the bank and port selection come after that register). Every
+unit that reads memory takes its timing from this constant. The port assignment is static, from
 the roles the class plays anywhere in the program:
 
 * L (the engine's left operand): ports 0 .. P-1; R (right operand): the Q ports after those;
@@ -35,7 +38,10 @@ from amaranth.lib.memory import Memory
 if TYPE_CHECKING:
     from .banks import Banks
 
-__all__ = ["ClassMemory", "image_files", "memory_verilog", "port_counts"]
+__all__ = ["ClassMemory", "READ_LATENCY", "image_files", "memory_verilog", "port_counts"]
+
+READ_LATENCY = 2  # cycles from a read address to its data on ``ClassMemory.data``
+assert READ_LATENCY == 2  # the read and one output register, as ClassMemory and memory_verilog build them
 
 
 def port_counts(roles: set[str], p: int, q: int) -> tuple[int, int]:
@@ -113,7 +119,8 @@ class ClassMemory(Elaboratable):
             m.submodules.memory = mem = self.memory
             for a, data in zip(raddr, self.data):
                 port = mem.read_port()
-                m.d.comb += [port.addr.eq(a), data.eq(port.data)]
+                m.d.comb += port.addr.eq(a)
+                m.d.sync += data.eq(port.data)  # the output register (READ_LATENCY = 2)
             for en, addr, wdata in self.write_ports():
                 w = mem.write_port()
                 m.d.comb += [w.en.eq(en), w.addr.eq(addr), w.data.eq(wdata)]
@@ -152,9 +159,9 @@ def image_files(memory: int, banks: Banks | None) -> list[str]:
 
 def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int,
                    init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None) -> str:
-    """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` synchronous
-    read ports (``rdata<j>`` holds the word at ``raddr<j>`` of the previous edge, the old word when
-    that edge also writes it, as Amaranth's ports do) and ``writes`` write ports (a later port wins
+    """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` read ports of
+    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` two edges before, the
+    old word when the first of them also writes it, as an Amaranth port followed by a register) and ``writes`` write ports (a later port wins
     on the same address; the accelerator never writes one address twice in a cycle). With
     ``init_files`` the words start from them (``$readmemh``: one hex word a line; one file, or one
     per bank); without, at whatever the tool gives (zero under Verilator): the host writes the state
@@ -180,8 +187,9 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
         lines = [*head, f"  reg signed [{w}:0] mem [0:{depth - 1}];"]
         if init_files:
             lines.append(f'  initial $readmemh("{init_files[0]}", mem);')
+        lines += [f"  reg signed [{w}:0] q{j};" for j in range(reads)]
         lines.append("  always @(posedge clk) begin")
-        lines += [f"    rdata{j} <= mem[raddr{j}];" for j in range(reads)]
+        lines += [f"    q{j} <= mem[raddr{j}];\n    rdata{j} <= q{j};" for j in range(reads)]
         lines += [f"    if (we{j}) mem[waddr{j}] <= wdata{j};" for j in range(writes)]
         return "\n".join([*lines, "  end", "endmodule", ""])
     return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, banks), "endmodule", ""])
@@ -212,9 +220,10 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
             f"  wire [{a}:0] ra{b} = {pick(rhit, [f'raddr{j} - {addr(lo)}' for j in range(reads)], addr(0))};",
             f"  wire [{a}:0] wa{b} = {pick(whit, [f'waddr{j} - {addr(lo)}' for j in range(writes)], addr(0))};",
             f"  wire [{w}:0] wd{b} = {pick(whit, [f'wdata{j}' for j in range(writes)], zero)};",
-            f"  reg signed [{w}:0] q{b};",
+            f"  reg signed [{w}:0] q{b}, qq{b};  // the block RAM's output, and its register",
             "  always @(posedge clk) begin",
             f"    q{b} <= bank{b}[ra{b}];",
+            f"    qq{b} <= q{b};",
             f"    if ({' || '.join(whit) or '0'}) bank{b}[wa{b}] <= wd{b};",
             "  end",
             "`ifndef SYNTHESIS",
@@ -226,8 +235,9 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
         ]
     for j in range(reads):
         which = pick([f"rhit{j}_{b}" for b in range(len(banks))], [f"{sel_bits}'d{b}" for b in range(len(banks))], f"{sel_bits}'d0")
-        lines += [f"  reg [{sel_bits - 1}:0] from{j};", f"  always @(posedge clk) from{j} <= {which};",
-                  "  always @* begin", f"    case (from{j})"]
-        lines += [f"      {sel_bits}'d{b}: rdata{j} = q{b};" for b in range(len(banks))]
-        lines += [f"      default: rdata{j} = q0;", "    endcase", "  end"]
+        lines += [f"  reg [{sel_bits - 1}:0] from{j}, from{j}_q;",
+                  f"  always @(posedge clk) begin from{j} <= {which}; from{j}_q <= from{j}; end",
+                  "  always @* begin", f"    case (from{j}_q)"]
+        lines += [f"      {sel_bits}'d{b}: rdata{j} = qq{b};" for b in range(len(banks))]
+        lines += [f"      default: rdata{j} = qq0;", "    endcase", "  end"]
     return lines

@@ -12,19 +12,20 @@ of the right one; k1 = c, the 16-bit constant; k2 = coef_frac + fG + fP). One el
 with L = OutputStage.LATENCY (5), in stages short enough for the accelerator's clock::
 
     t     addresses: core[e], grad[e], prec_left[a], prec_right[b]
-    t+1   read data arrive; G, Pl + Pr and g are registered
-    t+2   k1 * G;  t+3 its products with the low and high 20 bits of Pl + Pr;  t+4 their sum
-    t+5   T = k1 * G * (Pl + Pr) (mod 2**64) into OutputStage 1 (shift k2 - fg, nearest, 48-bit clamp)
-    t+10  g + U into OutputStage 2 (shift 0, nearest, the gradient's width: saturation counted)
-    t+15  written to grad[e] (main write slot)
+    t+2   read data arrive (memories.READ_LATENCY); G and Pl + Pr are registered
+    t+3   k1 * G;  t+4 its products with the low and high 20 bits of Pl + Pr;  t+5 their sum
+    t+6   T = k1 * G * (Pl + Pr) (mod 2**64) into OutputStage 1 (shift k2 - fg, nearest, 48-bit clamp)
+    t+11  g + U into OutputStage 2 (shift 0, nearest, the gradient's width: saturation counted)
+    t+16  written to grad[e] (main write slot)
 
-so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles (16).
+so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles (17).
 
 **LambdaUpdate** (word: a / b = the bond's left / right cores, c = lambda, d = precision; ``nx``
 elements of the left core with the bond's digit at stride ``nylo``, size ``nyhi`` = the rank;
 ``nzlo`` elements of the right core, digit stride ``nzhi``; k1 = s (signed), k2 = the damping
 shift, k3 = two_beta, k4 = den, k5 = fP + fL). First every element of both cores is squared and
-added into its rank's accumulator (one element per cycle, then one cycle to drain); then per rank
+added into its rank's accumulator (one element per cycle: the value registered as it arrives, its
+square registered, then the sum; a drain of as many cycles follows); then per rank
 index t, sequentially (:data:`LAMBDA_PER_RANK` cycles each): read lambda[t], divide
 (M + two_beta) << s by den (or by den << -s) on the divider, form the damped and clamped lambda,
 divide 2**(fP + fL) by it on the same divider, clamp, and write lambda[t] (main slot) and
@@ -42,19 +43,22 @@ from amaranth.lib.wiring import In, Out
 
 from .arith import Divider, divider_cycles
 from .isa import Op
+from .memories import READ_LATENCY
+from .pipe import delay, stage, valid_chain
 from .requant import SHIFT_BITS, OutputStage, RoundingMode
 from .scale import FRAC_BITS
 
 __all__ = ["PriorUnit", "PRIOR_FLUSH", "LAMBDA_DRAIN", "LAMBDA_PER_RANK"]
 
 _W = 64  # bits of the datapath (the reference's int64 codes)
-_T_AT = 5  # PriorGrad: cycle offset (after issue) where T enters OutputStage 1
-_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 15
-PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 16
+_T_AT = READ_LATENCY + 4  # PriorGrad: cycle offset (after issue) where T enters OutputStage 1: t + 6
+_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 16
+PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 17
 _HALF = 20  # Pl + Pr (40 bits used) multiplies in two halves
-LAMBDA_DRAIN = 2  # LambdaUpdate: the start cycle and the cycle the last square lands
+_SQ_STAGES = 2  # LambdaUpdate: a value registered as it arrives, then its square, then the sum
+LAMBDA_DRAIN = 1 + _SQ_STAGES  # LambdaUpdate: the start cycle and the drain before the ranks
 _DIV = divider_cycles(_W)
-LAMBDA_PER_RANK = 2 * _DIV + 2  # read lambda[t], first division, second division, write
+LAMBDA_PER_RANK = READ_LATENCY + 2 * _DIV + 1  # read lambda[t] (R cycles), two divisions, write
 
 
 class PriorUnit(wiring.Component):
@@ -102,7 +106,7 @@ class PriorUnit(wiring.Component):
             return [c.eq(Mux(wrap, 0, c + 1)), d.eq(Mux(wrap, Mux(d == size - 1, 0, d + 1), d))]
 
         ranks = Signal()  # LambdaUpdate: in its per-rank phase
-        drain = Signal()  # LambdaUpdate: the cycle between the last square's issue and the ranks
+        drain = Signal(range(_SQ_STAGES + 1))  # LambdaUpdate: cycles left between the last square's issue and the ranks
         with m.If(self.start):
             m.d.sync += [issuing.eq(1), second.eq(0), e.eq(0), ca.eq(0), a.eq(0), cb.eq(0), b.eq(0)]
         with m.Elif(issuing):
@@ -114,7 +118,7 @@ class PriorUnit(wiring.Component):
             with m.If(last):
                 with m.If(prior | second):
                     m.d.sync += issuing.eq(0)
-                    m.d.sync += drain.eq(~prior)
+                    m.d.sync += drain.eq(Mux(prior, 0, _SQ_STAGES))
                 with m.Else():
                     m.d.sync += [second.eq(1), ca.eq(0), a.eq(0)]
         m.d.comb += [self.ea.eq(e), self.eb.eq(e), self.ed.eq(b)]
@@ -135,17 +139,17 @@ class PriorUnit(wiring.Component):
         kg, p_lo, p_hi, t_val = (Signal(signed(_W), name=n) for n in ("kg", "t_lo", "t_hi", "t_val"))
         psum3 = Signal.like(psum, name="psum3")
         m.d.sync += [
-            core.eq(self.da[:32]), psum.eq(Mux(w.pl, self.dc, 0) + Mux(w.pr, self.dd, 0)),  # t+2
-            kg.eq(w.k1 * core), psum3.eq(psum),  # t+3
-            p_lo.eq(kg * psum3[:_HALF]), p_hi.eq(kg * psum3[_HALF:].as_signed()),  # t+4
-            t_val.eq(p_lo + (p_hi << _HALF)[:_W]),  # t+5: mod 2**64, as the reference's int64 product
+            core.eq(self.da[:32]), psum.eq(Mux(w.pl, self.dc, 0) + Mux(w.pr, self.dd, 0)),  # t+3
+            kg.eq(w.k1 * core), psum3.eq(psum),  # t+4
+            p_lo.eq(kg * psum3[:_HALF]), p_hi.eq(kg * psum3[_HALF:].as_signed()),  # t+5
+            t_val.eq(p_lo + (p_hi << _HALF)[:_W]),  # t+6: mod 2**64, as the reference's int64 product
         ]
         os1 = m.submodules.os1 = OutputStage(_W, 48)
         shift = Signal(signed(SHIFT_BITS))
         m.d.sync += shift.eq(w.k2 - self.fb)  # per instruction: ready long before the first T
         m.d.comb += [os1.value.eq(t_val), os1.shift.eq(shift), os1.rounding.eq(RoundingMode.NEAREST), os1.valid.eq(valid[_T_AT])]
         lat = OutputStage.LATENCY
-        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_T_AT + lat)]  # g at t+1 .. t+_T_AT+lat
+        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_T_AT + lat - READ_LATENCY + 1)]  # g from its arrival to OutputStage 2
         m.d.comb += g_d[0].eq(self.db)
         for t in range(1, len(g_d)):
             m.d.sync += g_d[t].eq(g_d[t - 1])
@@ -157,17 +161,18 @@ class PriorUnit(wiring.Component):
             with m.If(self.w_sel == k):
                 m.d.comb += [code.eq(os2.code), sat.eq(os2.saturated)]
 
-        # --- LambdaUpdate: squares into per-rank accumulators (data one cycle after the issue)
+        # --- LambdaUpdate: squares into per-rank accumulators: the issue's flags travel to the data's
+        # arrival (READ_LATENCY), the value is registered, squared into a register, then summed.
         acc = Array(Signal(unsigned(_W), name=f"acc{t}", reset_less=True) for t in range(self.max_rank))
-        sq_valid, sq_second = Signal(), Signal()
-        sq_digit = Signal(range(self.max_rank))
-        m.d.sync += [sq_valid.eq(issuing & ~prior), sq_second.eq(second), sq_digit.eq(a)]
+        sq_valid = valid_chain(m, issuing & ~prior, READ_LATENCY + _SQ_STAGES, "sq_valid")
+        sq_second = delay(m, second, READ_LATENCY, "sq_second")
+        sq_digit = delay(m, a[: max(1, (self.max_rank - 1).bit_length())], READ_LATENCY + _SQ_STAGES, "sq_digit")
         with m.If(self.start):
             m.d.sync += [acc[t].eq(0) for t in range(self.max_rank)]
-        value = Signal(signed(32))
-        m.d.comb += value.eq(Mux(sq_second, self.db, self.da)[:32].as_signed())
-        with m.If(sq_valid):
-            m.d.sync += acc[sq_digit].eq(acc[sq_digit] + value * value)
+        value = stage(m, Mux(sq_second, self.db, self.da)[:32].as_signed(), signed(32), "sq_value")
+        square = stage(m, value * value, unsigned(_W), "square")
+        with m.If(sq_valid[-1]):
+            m.d.sync += acc[sq_digit].eq(acc[sq_digit] + square)
 
         # --- LambdaUpdate: per rank index, two divisions on one divider
         div = m.submodules.div = Divider(_W, _W)
@@ -189,18 +194,20 @@ class PriorUnit(wiring.Component):
         m.d.comb += self.ec.eq(Mux(prior, a, rank))
         with m.If(self.start):
             m.d.sync += [rank.eq(0), step.eq(0), ranks.eq(0), drain.eq(0)]
-        with m.Elif(drain):
-            m.d.sync += [drain.eq(0), ranks.eq(1), step.eq(0)]
+        with m.Elif(drain != 0):
+            m.d.sync += drain.eq(drain - 1)
+            with m.If(drain == 1):
+                m.d.sync += [ranks.eq(1), step.eq(0)]
         with m.Elif(ranks):
             m.d.sync += step.eq(step + 1)
-            with m.If(step == 1):  # lambda[t] on the read port: (M + 2 beta) << s over den
+            with m.If(step == READ_LATENCY):  # lambda[t] on the read port: (M + 2 beta) << s over den
                 m.d.sync += lam.eq(self.dc)
                 m.d.comb += div.start.eq(1)
                 with m.If(s >= 0):
                     m.d.comb += [div.num.eq(num << s[:7]), div.den.eq(w.k4)]
                 with m.Else():
                     m.d.comb += [div.num.eq(num), div.den.eq(w.k4 << (-s)[:7])]
-            with m.If(step == 1 + _DIV):  # the damped, clamped lambda; then 2**(fP + fL) over it
+            with m.If(step == READ_LATENCY + _DIV):  # the damped, clamped lambda; then 2**(fP + fL) over it
                 m.d.sync += [lamc.eq(clamped), lam_sat.eq(clamped != new)]
                 m.d.comb += [div.start.eq(1), div.num.eq(Const(1, _W) << w.k5[:6]), div.den.eq(clamped)]
             with m.If(step == LAMBDA_PER_RANK - 1):
@@ -215,5 +222,5 @@ class PriorUnit(wiring.Component):
             self.w_data.eq(Mux(prior, code, lamc)), self.w_sat.eq(Mux(prior, sat, lam_sat)),
             self.v_en.eq(writing), self.v_addr.eq(rank), self.v_data.eq(prec), self.v_sat.eq(prec != div.quotient),
         ]
-        m.d.comb += self.busy.eq(self.start | issuing | drain | ranks | Cat(*valid[1:]).any())
+        m.d.comb += self.busy.eq(self.start | issuing | (drain != 0) | ranks | Cat(*valid[1:]).any())
         return m

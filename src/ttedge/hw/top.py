@@ -19,8 +19,8 @@
   ScaleControl feeds its ScaleUnit from that register in its issue cycle, without reading memory,
   and writes the result in the cycle after (the next instruction's fetch).
 * **Host port** (``memmap`` module docstring for the map): ``host_addr``/``host_wdata``/``host_we``
-  write a word at the edge; ``host_re`` reads one, on ``host_rdata`` the next cycle. Memories are
-  accessed only while idle.
+  write a word at the edge; ``host_re`` reads one, on ``host_rdata`` :data:`HOST_READ_LATENCY`
+  edges later (``memories.READ_LATENCY``, also for registers). Memories are accessed only while idle.
 """
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
@@ -43,16 +43,18 @@ from .engine import ContractionEngine
 from .isa import Op, encode_program, scale_units
 from .loss import LossUnit
 from .banks import Banks, memory_roles, plan_banks, role_ops
-from .memories import ClassMemory, image_files
+from .memories import READ_LATENCY, ClassMemory, image_files
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
+from .pipe import delay
 from .prior import PriorUnit
 from .requant import SHIFT_BITS, OutputStage
 from .rng import RandomLane
 from .scale import FRAC_BITS, MaxAbs, ScaleUnit
 
-__all__ = ["Accelerator", "OUTPUT_LATENCY"]
+__all__ = ["Accelerator", "OUTPUT_LATENCY", "HOST_READ_LATENCY"]
 
 OUTPUT_LATENCY = RandomLane.LATENCY + OutputStage.LATENCY  # engine drain -> memory write, cycles
+HOST_READ_LATENCY = READ_LATENCY  # edges from host_re to the word on host_rdata
 
 
 class _OutputLane(Elaboratable):
@@ -196,14 +198,15 @@ class Accelerator(wiring.Component):
         cycles = self.cycles
         imem = m.submodules.imem = Memory(shape=unsigned(image.word_bits), depth=len(image.words), init=image.packed())
         iport = imem.read_port()
-        m.d.comb += iport.addr.eq(pc)
+        # The next word is read ahead, during the issue and wait phases of the current one (pc + 1:
+        # the program has no branches), so that the fetch phase only registers the ROM's output.
+        m.d.comb += iport.addr.eq(Mux(running & phase[1], pc + 1, pc))
         op = Signal(4)
         m.d.comb += op.eq(ins.op)
         # The fracs of the instruction's buffers a, b, c, latched with it in the decode phase: they
         # hold for the whole instruction (instructions do not overlap, and only ScaleControl, which
         # reads its register directly, changes a frac), so no unit's datapath sees the frac lookup.
-        fetched = Signal(layout)
-        m.d.comb += fetched.eq(iport.data)
+        fetched = Signal(layout)  # the word of pc, registered as it leaves the ROM (fetch phase)
         fa, fb, fc = (Signal(FRAC_BITS, name=n) for n in ("fa", "fb", "fc"))
 
         # --- units
@@ -328,8 +331,8 @@ class Accelerator(wiring.Component):
                 cm.eb.eq(Mux(is_pu, pu.eb, Mux(op == Op.SOFTMAX, loss.eb, ew.eb)) + ins.bo),
                 cm.ec.eq(Mux(is_pu, pu.ec, ew.ec) + ins.co), cm.ed.eq(pu.ed + ins.do), cm.host_addr.eq(host_local),
             ]
-            rt.d.comb += [cm.l_addr[p].eq(eng.l_addr[p] + ins.ao) for p in range(P)]
-            rt.d.comb += [cm.r_addr[q].eq(eng.r_addr[q] + ins.bo) for q in range(Q)]
+            rt.d.comb += [cm.l_addr[p].eq(eng.l_addr[p]) for p in range(P)]
+            rt.d.comb += [cm.r_addr[q].eq(eng.r_addr[q]) for q in range(Q)]
             with rt.If(e_en[0] & (ins.cm == k)):
                 rt.d.comb += [cm.w_en.eq(1), cm.w_addr.eq(lanes[0].out_index + ins.co), cm.w_data.eq(lanes[0].code)]
             with rt.Elif(mw_en & (w_mem == k)):
@@ -442,10 +445,10 @@ class Accelerator(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
             with m.Switch(phase):
                 with m.Case(0):
-                    m.d.sync += phase.eq(1)
+                    m.d.sync += [fetched.eq(iport.data), phase.eq(1)]
                 with m.Case(1):
                     m.d.comb += decoding.eq(1)
-                    m.d.sync += [ins.eq(iport.data), phase.eq(2),
+                    m.d.sync += [ins.eq(fetched), phase.eq(2),
                                  fa.eq(frac_of(fetched.a)), fb.eq(frac_of(fetched.b)), fc.eq(frac_of(fetched.c))]
                 with m.Case(2):
                     with m.If(op == Op.END):
@@ -498,9 +501,13 @@ class Accelerator(wiring.Component):
                 for a, name in reg_addr.items():
                     with m.Case(a):
                         m.d.sync += rdata_reg.eq(regs[name])
+        # Everything but the memories' data (READ_LATENCY edges already) waits out the rest here.
+        extra = HOST_READ_LATENCY - 1
+        rdata_reg, from_mem, from_prof, rmem = (delay(m, x, extra, "host_read") for x in (rdata_reg, from_mem, from_prof, rmem))
+        prof_data = delay(m, pr.data, extra, "host_prof")
         m.d.comb += self.host_rdata.eq(rdata_reg)
         with m.If(from_prof):
-            m.d.comb += self.host_rdata.eq(pr.data)
+            m.d.comb += self.host_rdata.eq(prof_data)
         with m.If(from_mem):
             with m.Switch(rmem):
                 for k, cm in enumerate(cms):

@@ -27,7 +27,7 @@ from ..fixed.interpreter import Interpreter
 from .config import AcceleratorConfig
 from .memmap import CTRL, CYCLES, MemoryMap
 from .sim import SimReport
-from .top import Accelerator
+from .top import HOST_READ_LATENCY, Accelerator
 
 __all__ = ["find_verilator", "build_harness", "verilator_simulate"]
 
@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
             if (std::fscanf(in, "%llu", &addr) != 1) return 3;
             top->host_addr = addr; top->host_re = 1;
             tick(); top->host_re = 0; top->eval();
+            for (int k = 1; k < HOST_READ_LATENCY; ++k) tick();
             std::fprintf(out, "%lld\n", (long long)(int64_t)top->host_rdata);
         } else if (op == 'D') {
             do { tick(); } while (!top->done);
@@ -99,7 +100,7 @@ def build_harness(dut: Accelerator, workdir: str | Path, image_dir: str | None =
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "accelerator.v").write_text(dut.verilog(image_dir))
-    (work / "harness.cpp").write_text(_HARNESS)
+    (work / "harness.cpp").write_text(f"#define HOST_READ_LATENCY {HOST_READ_LATENCY}\n" + _HARNESS)
     # CFG_CXXFLAGS_PCH_I: the PyPI wheel's makefile leaves gcc's precompiled-header flag empty.
     cmd = [exe, "--cc", "--exe", "--build", "-O2", "-j", "2", "-Wno-fatal", "-Wno-WIDTH", "--top-module", "ttedge_accelerator",
            "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include", "-o", "harness", "accelerator.v", "harness.cpp"]
