@@ -71,7 +71,7 @@ def test_mnist_reference_net_ten_steps_bit_exact(tmp_path: Path, mnist_dir: Path
 
 
 def test_memory_module_reads_its_image_and_old_words(tmp_path: Path) -> None:
-    """The external memory module alone: words from its $readmemh image (negative codes too), two
+    """The external memory module alone: words from its $readmemh image (negative codes too), three
     edges after their addresses (READ_LATENCY); a read in the cycle of a write to the same word
     returns the old word, the next read the new."""
     import subprocess
@@ -87,11 +87,11 @@ def test_memory_module_reads_its_image_and_old_words(tmp_path: Path) -> None:
 int main() {
     Vt m;
     auto tick = [&] { m.clk = 0; m.eval(); m.clk = 1; m.eval(); };
-    for (int a = 0; a < 4; ++a) { m.raddr0 = a; m.raddr1 = 3 - a; tick(); tick(); std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1); }
+    for (int a = 0; a < 4; ++a) { m.raddr0 = a; m.raddr1 = 3 - a; tick(); tick(); tick(); std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1); }
     m.raddr0 = 1; m.we0 = 1; m.waddr0 = 1; m.wdata0 = 0x42; m.we1 = 1; m.waddr1 = 2; m.wdata1 = 0xF0; tick();
-    m.we0 = 0; m.we1 = 0; tick();
+    m.we0 = 0; m.we1 = 0; tick(); tick();
     std::printf("%d\n", (int)(signed char)m.rdata0);
-    m.raddr0 = 1; m.raddr1 = 2; tick(); tick();
+    m.raddr0 = 1; m.raddr1 = 2; tick(); tick(); tick();
     std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1);
     return 0;
 }
@@ -115,7 +115,7 @@ def _run_module(tmp_path: Path, verilog: str, main: str) -> subprocess.Completed
 
 def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path) -> None:
     """A banked module (words 0-1 in bank 0, 2-4 in bank 1): each enabled port reads and writes the
-    bank its address falls in, from that bank's own image, two edges after the address; a disabled
+    bank its address falls in, from that bank's own image, three edges after the address; a disabled
     port claims no bank; a read in the cycle of a write to the same word returns the old word; two
     enabled ports in one bank stop the simulation."""
     from ttedge.hw.memories import memory_verilog
@@ -132,14 +132,14 @@ int main() {
     auto tick = [&] { m.clk = 0; m.eval(); m.clk = 1; m.eval(); };
     auto show = [&] { std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1); };
     m.ren0 = 1; m.ren1 = 1;
-    for (int a = 0; a < 2; ++a) { m.raddr0 = a; m.raddr1 = 4 - a; tick(); tick(); show(); }
-    m.ren1 = 0; m.raddr1 = 0; m.raddr0 = 1; tick(); tick();       // port 1 off: its address claims nothing
+    for (int a = 0; a < 2; ++a) { m.raddr0 = a; m.raddr1 = 4 - a; tick(); tick(); tick(); show(); }
+    m.ren1 = 0; m.raddr1 = 0; m.raddr0 = 1; tick(); tick(); tick(); // port 1 off: its address claims nothing
     std::printf("%d\n", (int)(signed char)m.rdata0);
     m.raddr0 = 3; m.we1 = 1; m.waddr1 = 3; m.wdata1 = 0x42; m.we0 = 1; m.waddr0 = 0; m.wdata0 = 0xF0; tick();
-    m.we0 = 0; m.we1 = 0; m.ren0 = 0; tick();
+    m.we0 = 0; m.we1 = 0; m.ren0 = 0; tick(); tick();
     std::printf("%d\n", (int)(signed char)m.rdata0);              // the old word
-    m.ren0 = 1; m.ren1 = 1; m.raddr0 = 3; m.raddr1 = 0; tick(); tick(); show();
-    m.raddr0 = 2; m.raddr1 = 4; tick();                           // both in bank 1: stops
+    m.ren0 = 1; m.ren1 = 1; m.raddr0 = 3; m.raddr1 = 0; tick(); tick(); tick(); show();
+    m.raddr0 = 2; m.raddr1 = 4; tick(); tick();                   // both in bank 1: stops
     std::printf("not stopped\n");
     return 0;
 }

@@ -13,21 +13,21 @@ The shift amounts and comparisons that depend only on the instruction (its word,
 buffers, the learning-rate shift) are registered the cycle after ``start``, before the first
 operand arrives, so they stay off the per-element timing paths.
 
-Pipeline, for the element issued at cycle t (addresses), with L = OutputStage.LATENCY (5); every
-stage is a short path for the accelerator's clock::
+Pipeline, for the element issued at cycle t (addresses), with R = memories.READ_LATENCY (3) and
+L = OutputStage.LATENCY (5); every stage is a short path for the accelerator's clock::
 
-    t+2   read data arrive (memories.READ_LATENCY), and are registered (they drive nothing else here)
-    t+3   the operands: registered read data, BiasGrad's running sum; BiasAdd's aligning shifts
-    t+4   the other ops' values (ReLU, BiasAdd's sum, ...) are formed
-    t+3 .. t+3+2L+2  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v >> ms, then
-          v - (v >> ms) + g, saturated (OutputStage 2), written to the velocity at t+15
-    t+15  the update's shifts: d = v or g, d >> excess; t+16 p << (f - fp), d << (f - fd);
-    t+17  their difference, the update's exact value, is formed
-    t+18  the main OutputStage rounds (the random word, requested 10 cycles after the issue, is
-          ready now: RandomLane.LATENCY = 8)
-    t+23  the main result is written
+    t+R       read data arrive, and are registered (they drive nothing else here)
+    t+R+1     the operands: registered read data, BiasGrad's running sum; BiasAdd's aligning shifts
+    t+R+2     the other ops' values (ReLU, BiasAdd's sum, ...) are formed
+    t+R+1 .. t+R+2L+3  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v >> ms, then
+              v - (v >> ms) + g, saturated (OutputStage 2), written to the velocity at t+R+2L+3
+    t+R+2L+3  the update's shifts: d = v or g, d >> excess; then p << (f - fp), d << (f - fd);
+    t+R+2L+5  their difference, the update's exact value, is formed
+    t+R+2L+6  the main OutputStage rounds (the random word, requested R+2L-2 cycles after the
+              issue, is ready now: RandomLane.LATENCY = 8)
+    t+R+3L+6  the main result is written (t+24)
 
-so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 24), BiasGrad
+so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 25), BiasGrad
 issuing one element per (output, batch) pair and writing one result per output. The offsets are
 derived below from the units' latencies; a test checks FLUSH against simulation.
 """
@@ -48,15 +48,15 @@ from .scale import FRAC_BITS
 
 __all__ = ["ElementwiseUnit", "FLUSH"]
 
-_OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 3
+_OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 4
 _VAL_AT = _OPS_AT + 1  # where the other ops' values are formed
 _MOM_STAGES = 2  # v >> ms, then v - (v >> ms) + g, between the momentum's two OutputStages
-_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 15
-_UPD_AT = _V_AT + 2  # where the update is formed (after its two shift stages): t + 17
-_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 18
+_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 16
+_UPD_AT = _V_AT + 2  # where the update is formed (after its two shift stages): t + 18
+_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 19
 _RNG_DELAY = _MAIN_AT - RandomLane.LATENCY  # the random word is requested this many cycles after the issue
-_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 23
-FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 24
+_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 24
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 25
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 
@@ -123,7 +123,7 @@ class ElementwiseUnit(wiring.Component):
         m.d.comb += [rng.seed.eq(self.seed), rng.stream.eq(self.pc), rng.step.eq(self.step),
                      rng.index.eq(index[_RNG_DELAY]), rng.valid.eq(valid[_RNG_DELAY])]
 
-        # --- t+3: operands (the read data, registered as they arrive at t+2)
+        # --- _OPS_AT: operands (the read data, registered as they arrive)
         da, db, dc = (Signal(signed(_W), name=n) for n in ("da_r", "db_r", "dc_r"))
         m.d.sync += [da.eq(self.da), db.eq(self.db), dc.eq(self.dc)]
         fa, fb, fc = self.fa, self.fb, self.fc
@@ -143,8 +143,8 @@ class ElementwiseUnit(wiring.Component):
         v_new, v_sat = Signal(signed(_W)), Signal()
         lat = OutputStage.LATENCY
         v_d = [Signal(signed(_W), name=f"v_d{t}") for t in range(lat + 1)]  # v delayed to OutputStage 1's output
-        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # g delayed to t+15
-        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # param delayed to t+15
+        g_d = [Signal(signed(_W), name=f"g_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # g delayed to _V_AT
+        p_d = [Signal(signed(_W), name=f"p_d{t}") for t in range(_V_AT - _OPS_AT + 1)]  # param delayed to _V_AT
         m.d.comb += [v_d[0].eq(dc), g_d[0].eq(db), p_d[0].eq(da)]
         for lst in (v_d, g_d, p_d):
             for t in range(1, len(lst)):
@@ -170,7 +170,7 @@ class ElementwiseUnit(wiring.Component):
         momentum = (op == Op.SGD) & w.momentum
         m.d.comb += [self.v_en.eq(momentum & valid[_V_AT]), self.v_addr.eq(index[_V_AT]), self.v_data.eq(v_new), self.v_sat.eq(v_sat)]
 
-        # --- t+15 .. t+17: the update's exact value
+        # --- _V_AT .. _UPD_AT: the update's exact value
         d = Signal(signed(_W))
         m.d.comb += d.eq(Mux(w.momentum, v_new, g_d[-1]))
         # The update's shifts, per instruction (registered): fd = frac of d after the learning-rate
@@ -191,7 +191,7 @@ class ElementwiseUnit(wiring.Component):
         upd = Signal(signed(_W))
         m.d.comb += upd.eq(p3 - d3)
 
-        # --- t+3: BiasAdd's aligning shifts; t+4: the other ops' values, delayed with the update's
+        # --- _OPS_AT: BiasAdd's aligning shifts; _VAL_AT: the other ops' values, delayed with the update's
         pa, pb = Signal(signed(_W), name="pa"), Signal(signed(_W), name="pb")
         bias_add = op == Op.BIAS_ADD
         m.d.sync += [pa.eq(Mux(bias_add & ~a_ge_b, da << (-sh_ab)[:6], da)),
@@ -221,7 +221,7 @@ class ElementwiseUnit(wiring.Component):
                 src_v, src_s = Mux(op == Op.SGD, upd, src_v), Mux(op == Op.SGD, upd_shift, src_s)
             m.d.sync += [val_d[t].eq(src_v), sh_d[t].eq(src_s)]
 
-        # --- t+18: the main output stage
+        # --- _MAIN_AT: the main output stage
         osw = [OutputStage(64, ww) for ww in self.w_widths]
         code, sat = Signal(signed(_W)), Signal()
         rounding = Mux(op == Op.SGD, RoundingMode.STOCHASTIC, Mux(op == Op.NARROW, w.rounding, RoundingMode.NEAREST))

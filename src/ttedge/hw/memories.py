@@ -1,9 +1,12 @@
 """The on-chip memories: one per width class (``MemoryMap.widths``), with the ports its users need.
 
-Read ports return their data :data:`READ_LATENCY` (2) cycles after the address: the block RAM's
-synchronous read, then a register right at its output, so that no logic follows a block RAM's slow
-clock-to-output in the same cycle (the bank and port selection come after that register). Every
-unit that reads memory takes its timing from this constant. The port assignment is static, from
+Read ports return their data :data:`READ_LATENCY` (3) cycles after the address: a register on
+every input (addresses, enables, write data), the block RAM's synchronous read, then a register
+right at its output. So the units' address logic and the bank decode are separate paths, and no
+logic follows a block RAM's slow clock-to-output in the same cycle (the bank and port selection
+come after that register). A write lands :data:`WRITE_DELAY` (1) cycle after the edge it is
+presented at, a read in the same cycle as a write to its word still returns the old word. Every
+unit that reads memory takes its timing from these constants. The port assignment is static, from
 the roles the class plays anywhere in the program:
 
 * L (the engine's left operand): ports 0 .. P-1; R (right operand): the Q ports after those;
@@ -38,10 +41,10 @@ from amaranth.lib.memory import Memory
 if TYPE_CHECKING:
     from .banks import Banks
 
-__all__ = ["ClassMemory", "READ_LATENCY", "image_files", "memory_verilog", "port_counts"]
+__all__ = ["ClassMemory", "READ_LATENCY", "WRITE_DELAY", "image_files", "memory_verilog", "port_counts"]
 
-READ_LATENCY = 2  # cycles from a read address to its data on ``ClassMemory.data``
-assert READ_LATENCY == 2  # the read and one output register, as ClassMemory and memory_verilog build them
+WRITE_DELAY = 1  # the input register: a write presented at edge t changes the word at edge t + 1
+READ_LATENCY = WRITE_DELAY + 2  # cycles from a read address to its data on ``ClassMemory.data``
 
 
 def port_counts(roles: set[str], p: int, q: int) -> tuple[int, int]:
@@ -117,13 +120,12 @@ class ClassMemory(Elaboratable):
         raddr = [Signal(unsigned(self.addr_bits), name=f"raddr{j}") for j in range(len(self.data))]
         if self.external is None:
             m.submodules.memory = mem = self.memory
-            for a, data in zip(raddr, self.data):
+            for a, data in zip(raddr, self.data):  # the input register, the read, the output register
                 port = mem.read_port()
-                m.d.comb += port.addr.eq(a)
-                m.d.sync += data.eq(port.data)  # the output register (READ_LATENCY = 2)
+                m.d.sync += [port.addr.eq(a), data.eq(port.data)]
             for en, addr, wdata in self.write_ports():
                 w = mem.write_port()
-                m.d.comb += [w.en.eq(en), w.addr.eq(addr), w.data.eq(wdata)]
+                m.d.sync += [w.en.eq(en), w.addr.eq(addr), w.data.eq(wdata)]
         else:
             ports: dict[str, object] = {"i_clk": ClockSignal()}
             for j, (a, data) in enumerate(zip(raddr, self.data)):
@@ -160,9 +162,10 @@ def image_files(memory: int, banks: Banks | None) -> list[str]:
 def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int,
                    init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None) -> str:
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` read ports of
-    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` two edges before, the
-    old word when the first of them also writes it, as an Amaranth port followed by a register) and ``writes`` write ports (a later port wins
-    on the same address; the accelerator never writes one address twice in a cycle). With
+    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` three edges before;
+    every input is registered first, then a write lands, so a read presented with a write to its
+    word returns the old word) and ``writes`` write ports (a later port wins on the same address;
+    the accelerator never writes one address twice in a cycle). With
     ``init_files`` the words start from them (``$readmemh``: one hex word a line; one file, or one
     per bank); without, at whatever the tool gives (zero under Verilator): the host writes the state
     before a step reads it. With ``blackbox``: the ports only, a ``(* blackbox *)`` stub.
@@ -183,16 +186,25 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
     head = [f"module {name} (", ",\n".join(f"  {p}" for p in ports), ");"]
     if blackbox:
         return "\n".join(["(* blackbox *)", *head, "endmodule", ""])
+    head += _input_registers(a, w, reads, writes, banks is not None)
     if banks is None:
         lines = [*head, f"  reg signed [{w}:0] mem [0:{depth - 1}];"]
         if init_files:
             lines.append(f'  initial $readmemh("{init_files[0]}", mem);')
         lines += [f"  reg signed [{w}:0] q{j};" for j in range(reads)]
         lines.append("  always @(posedge clk) begin")
-        lines += [f"    q{j} <= mem[raddr{j}];\n    rdata{j} <= q{j};" for j in range(reads)]
-        lines += [f"    if (we{j}) mem[waddr{j}] <= wdata{j};" for j in range(writes)]
+        lines += [f"    q{j} <= mem[raddr{j}_q];\n    rdata{j} <= q{j};" for j in range(reads)]
+        lines += [f"    if (we{j}_q) mem[waddr{j}_q] <= wdata{j}_q;" for j in range(writes)]
         return "\n".join([*lines, "  end", "endmodule", ""])
     return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, banks), "endmodule", ""])
+
+
+def _input_registers(a: int, w: int, reads: int, writes: int, banked: bool) -> list[str]:
+    """Registers ``<input>_q`` of every address, enable and write data input (:data:`WRITE_DELAY`)."""
+    regs = [(f"[{a}:0] ", f"raddr{j}") for j in range(reads)] + ([("", f"ren{j}") for j in range(reads)] if banked else [])
+    regs += [r for j in range(writes) for r in (("", f"we{j}"), (f"[{a}:0] ", f"waddr{j}"), (f"[{w}:0] ", f"wdata{j}"))]
+    lines = [f"  reg {width}{name}_q;" for width, name in regs]
+    return lines + ["  always @(posedge clk) begin", *[f"    {name}_q <= {name};" for _, name in regs], "  end"]
 
 
 def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[str], banks: Banks) -> list[str]:
@@ -214,12 +226,12 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
         lines += [f"  // bank {b}: words {lo} .. {hi - 1}", f"  reg signed [{w}:0] bank{b} [0:{hi - lo - 1}];"]
         if init_files:
             lines.append(f'  initial $readmemh("{init_files[b]}", bank{b});')
-        lines += [f"  wire {h} = ren{j} && raddr{j} >= {addr(lo)} && raddr{j} < {addr(hi)};" for j, h in enumerate(rhit)]
-        lines += [f"  wire {h} = we{j} && waddr{j} >= {addr(lo)} && waddr{j} < {addr(hi)};" for j, h in enumerate(whit)]
+        lines += [f"  wire {h} = ren{j}_q && raddr{j}_q >= {addr(lo)} && raddr{j}_q < {addr(hi)};" for j, h in enumerate(rhit)]
+        lines += [f"  wire {h} = we{j}_q && waddr{j}_q >= {addr(lo)} && waddr{j}_q < {addr(hi)};" for j, h in enumerate(whit)]
         lines += [
-            f"  wire [{a}:0] ra{b} = {pick(rhit, [f'raddr{j} - {addr(lo)}' for j in range(reads)], addr(0))};",
-            f"  wire [{a}:0] wa{b} = {pick(whit, [f'waddr{j} - {addr(lo)}' for j in range(writes)], addr(0))};",
-            f"  wire [{w}:0] wd{b} = {pick(whit, [f'wdata{j}' for j in range(writes)], zero)};",
+            f"  wire [{a}:0] ra{b} = {pick(rhit, [f'raddr{j}_q - {addr(lo)}' for j in range(reads)], addr(0))};",
+            f"  wire [{a}:0] wa{b} = {pick(whit, [f'waddr{j}_q - {addr(lo)}' for j in range(writes)], addr(0))};",
+            f"  wire [{w}:0] wd{b} = {pick(whit, [f'wdata{j}_q' for j in range(writes)], zero)};",
             f"  reg signed [{w}:0] q{b}, qq{b};  // the block RAM's output, and its register",
             "  always @(posedge clk) begin",
             f"    q{b} <= bank{b}[ra{b}];",

@@ -11,14 +11,14 @@ mixed-radix digit of the flat element index e: digit = (e // stride) % size. A d
 of the right one; k1 = c, the 16-bit constant; k2 = coef_frac + fG + fP). One element per cycle,
 with L = OutputStage.LATENCY (5), in stages short enough for the accelerator's clock::
 
-    t     addresses: core[e], grad[e], prec_left[a], prec_right[b]
-    t+2   read data arrive (memories.READ_LATENCY); G and Pl + Pr are registered
-    t+3   k1 * G;  t+4 its products with the low and high 20 bits of Pl + Pr;  t+5 their sum
-    t+6   T = k1 * G * (Pl + Pr) (mod 2**64) into OutputStage 1 (shift k2 - fg, nearest, 48-bit clamp)
-    t+11  g + U into OutputStage 2 (shift 0, nearest, the gradient's width: saturation counted)
-    t+16  written to grad[e] (main write slot)
+    t      addresses: core[e], grad[e], prec_left[a], prec_right[b]
+    t+R    read data arrive (R = memories.READ_LATENCY = 3); G and Pl + Pr are registered
+    t+R+1  k1 * G;  t+R+2 its products with the low and high 20 bits of Pl + Pr;  t+R+3 their sum
+    t+R+4  T = k1 * G * (Pl + Pr) (mod 2**64) into OutputStage 1 (shift k2 - fg, nearest, 48-bit clamp)
+    t+R+9  g + U into OutputStage 2 (shift 0, nearest, the gradient's width: saturation counted)
+    t+R+14 written to grad[e] (main write slot)
 
-so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles (17).
+so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles (18).
 
 **LambdaUpdate** (word: a / b = the bond's left / right cores, c = lambda, d = precision; ``nx``
 elements of the left core with the bond's digit at stride ``nylo``, size ``nyhi`` = the rank;
@@ -51,9 +51,9 @@ from .scale import FRAC_BITS
 __all__ = ["PriorUnit", "PRIOR_FLUSH", "LAMBDA_DRAIN", "LAMBDA_PER_RANK"]
 
 _W = 64  # bits of the datapath (the reference's int64 codes)
-_T_AT = READ_LATENCY + 4  # PriorGrad: cycle offset (after issue) where T enters OutputStage 1: t + 6
-_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 16
-PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 17
+_T_AT = READ_LATENCY + 4  # PriorGrad: cycle offset (after issue) where T enters OutputStage 1: t + 7
+_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 17
+PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 18
 _HALF = 20  # Pl + Pr (40 bits used) multiplies in two halves
 _SQ_STAGES = 2  # LambdaUpdate: a value registered as it arrives, then its square, then the sum
 LAMBDA_DRAIN = 1 + _SQ_STAGES  # LambdaUpdate: the start cycle and the drain before the ranks
@@ -139,10 +139,10 @@ class PriorUnit(wiring.Component):
         kg, p_lo, p_hi, t_val = (Signal(signed(_W), name=n) for n in ("kg", "t_lo", "t_hi", "t_val"))
         psum3 = Signal.like(psum, name="psum3")
         m.d.sync += [
-            core.eq(self.da[:32]), psum.eq(Mux(w.pl, self.dc, 0) + Mux(w.pr, self.dd, 0)),  # t+3
-            kg.eq(w.k1 * core), psum3.eq(psum),  # t+4
-            p_lo.eq(kg * psum3[:_HALF]), p_hi.eq(kg * psum3[_HALF:].as_signed()),  # t+5
-            t_val.eq(p_lo + (p_hi << _HALF)[:_W]),  # t+6: mod 2**64, as the reference's int64 product
+            core.eq(self.da[:32]), psum.eq(Mux(w.pl, self.dc, 0) + Mux(w.pr, self.dd, 0)),  # t+R+1
+            kg.eq(w.k1 * core), psum3.eq(psum),  # t+R+2
+            p_lo.eq(kg * psum3[:_HALF]), p_hi.eq(kg * psum3[_HALF:].as_signed()),  # t+R+3
+            t_val.eq(p_lo + (p_hi << _HALF)[:_W]),  # t+R+4: mod 2**64, as the reference's int64 product
         ]
         os1 = m.submodules.os1 = OutputStage(_W, 48)
         shift = Signal(signed(SHIFT_BITS))
