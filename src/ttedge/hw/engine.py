@@ -21,8 +21,9 @@ MAC, so tiles start every max(Z, P) cycles (Z = nzhi * nzlo):
 :func:`ttedge.hw.cycles.contract_cycles` is the exact count.
 
 The addresses of an issue are registered before they leave for the memories, the read data are
-registered as they arrive (``memories.READ_LATENCY`` cycles after that), and multiplied and
-accumulated the cycle after: a MAC happens :data:`MAC_LATENCY` (5) cycles after its issue.
+registered as they arrive (``memories.READ_LATENCY`` cycles after that), multiplied into a
+register the cycle after, and accumulated the cycle after that: a MAC happens :data:`MAC_LATENCY`
+(6) cycles after its issue.
 
 Timing of one instruction, from the ``start`` cycle: Q cycles set the y lanes up (a walker shifts
 lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P); the last row is
@@ -38,10 +39,11 @@ from amaranth.lib.wiring import In, Out
 
 from .config import AcceleratorConfig
 from .memories import READ_LATENCY
+from .pipe import stage
 
 __all__ = ["ContractionEngine", "MAC_LATENCY"]
 
-MAC_LATENCY = 1 + READ_LATENCY + 1  # cycles from a z step's issue to its MAC: address register, read, arrival register
+MAC_LATENCY = 1 + READ_LATENCY + 2  # issue -> MAC, cycles: address register, read, arrival register, product register
 
 
 class ContractionEngine(wiring.Component):
@@ -134,8 +136,8 @@ class ContractionEngine(wiring.Component):
         # MAC of a tile (MAC_LATENCY cycles after its last issue) they move to the drain.
         here = [x0, xo, *ya_o, *yfl]
         carried = [[S(f"pend{t}_{k}") for k in range(len(here))] for t in range(MAC_LATENCY)]
-        for t, stage in enumerate(carried):
-            m.d.sync += [a.eq(b) for a, b in zip(stage, here if t == 0 else carried[t - 1])]
+        for t, regs in enumerate(carried):
+            m.d.sync += [a.eq(b) for a, b in zip(regs, here if t == 0 else carried[t - 1])]
         pend_x0, pend_xo, pend_yo, pend_yf = carried[-1][0], carried[-1][1], carried[-1][2:2 + Q], carried[-1][2 + Q:]
 
         start_ok = dl <= nz1
@@ -197,7 +199,7 @@ class ContractionEngine(wiring.Component):
         acc_next = [[Signal(signed(self.acc_width), name=f"accn{p}_{q}") for q in range(Q)] for p in range(P)]
         for p in range(P):
             for q in range(Q):
-                prod = l_reg[p] * r_reg[q]
+                prod = stage(m, l_reg[p] * r_reg[q], signed(2 * self.operand_width), f"prod{p}_{q}")
                 m.d.comb += acc_next[p][q].eq(Mux(mac_first, 0, acc[p][q]) + prod)
                 with m.If(mac_v):
                     m.d.sync += acc[p][q].eq(acc_next[p][q])
