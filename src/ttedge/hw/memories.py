@@ -1,11 +1,13 @@
 """The on-chip memories: one per width class (``MemoryMap.widths``), with the ports its users need.
 
-Read ports return their data :data:`READ_LATENCY` (3) cycles after the address: a register on
-every input (addresses, enables, write data), the block RAM's synchronous read, then a register
-right at its output. So the units' address logic and the bank decode are separate paths, and no
-logic follows a block RAM's slow clock-to-output in the same cycle (the bank and port selection
-come after that register). A write lands :data:`WRITE_DELAY` (1) cycle after the edge it is
-presented at, a read in the same cycle as a write to its word still returns the old word. Every
+Read ports return their data :data:`READ_LATENCY` (4) cycles after the address: a register on
+every input (addresses, enables, write data), a second one after the bank decode (a bank's
+address, write enable and data, which then travel to the block RAMs that hold it: a large bank
+spans many, far apart), the block RAM's synchronous read, then a register right at its output. So
+the units' address logic, the bank decode and the distribution to the block RAMs are separate
+paths, and no logic follows a block RAM's slow clock-to-output in the same cycle (the bank and port
+selection come after that register). A write lands :data:`WRITE_DELAY` (2) cycles after the edge it
+is presented at; a read presented with a write to its word still returns the old word. Every
 unit that reads memory takes its timing from these constants. The port assignment is static, from
 the roles the class plays anywhere in the program:
 
@@ -38,12 +40,14 @@ from typing import TYPE_CHECKING
 from amaranth import Cat, ClockSignal, Elaboratable, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
+from .pipe import delay
+
 if TYPE_CHECKING:
     from .banks import Banks
 
 __all__ = ["ClassMemory", "READ_LATENCY", "WRITE_DELAY", "image_files", "memory_verilog", "port_counts"]
 
-WRITE_DELAY = 1  # the input register: a write presented at edge t changes the word at edge t + 1
+WRITE_DELAY = 2  # the input and bank registers: a write presented at edge t changes the word at edge t + 2
 READ_LATENCY = WRITE_DELAY + 2  # cycles from a read address to its data on ``ClassMemory.data``
 
 
@@ -120,12 +124,14 @@ class ClassMemory(Elaboratable):
         raddr = [Signal(unsigned(self.addr_bits), name=f"raddr{j}") for j in range(len(self.data))]
         if self.external is None:
             m.submodules.memory = mem = self.memory
-            for a, data in zip(raddr, self.data):  # the input register, the read, the output register
+            late = WRITE_DELAY - 1  # the address stages before the port's own register
+            for j, (a, data) in enumerate(zip(raddr, self.data)):  # address stages, the read, the output register
                 port = mem.read_port()
-                m.d.sync += [port.addr.eq(a), data.eq(port.data)]
-            for en, addr, wdata in self.write_ports():
+                m.d.sync += [port.addr.eq(delay(m, a, late, f"raddr{j}")), data.eq(port.data)]
+            for j, (en, addr, wdata) in enumerate(self.write_ports()):
                 w = mem.write_port()
-                m.d.sync += [w.en.eq(en), w.addr.eq(addr), w.data.eq(wdata)]
+                m.d.sync += [w.en.eq(delay(m, en, late, f"we{j}")), w.addr.eq(delay(m, addr, late, f"waddr{j}")),
+                             w.data.eq(delay(m, wdata, late, f"wdata{j}"))]
         else:
             ports: dict[str, object] = {"i_clk": ClockSignal()}
             for j, (a, data) in enumerate(zip(raddr, self.data)):
@@ -162,9 +168,9 @@ def image_files(memory: int, banks: Banks | None) -> list[str]:
 def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int,
                    init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None) -> str:
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` read ports of
-    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` three edges before;
-    every input is registered first, then a write lands, so a read presented with a write to its
-    word returns the old word) and ``writes`` write ports (a later port wins on the same address;
+    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` four edges before;
+    every input passes two registers before a write lands (:data:`WRITE_DELAY`), so a read
+    presented with a write to its word returns the old word) and ``writes`` write ports (a later port wins on the same address;
     the accelerator never writes one address twice in a cycle). With
     ``init_files`` the words start from them (``$readmemh``: one hex word a line; one file, or one
     per bank); without, at whatever the tool gives (zero under Verilator): the host writes the state
@@ -192,9 +198,13 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
         if init_files:
             lines.append(f'  initial $readmemh("{init_files[0]}", mem);')
         lines += [f"  reg signed [{w}:0] q{j};" for j in range(reads)]
+        lines += [f"  reg [{a}:0] raddr{j}_qq;" for j in range(reads)]
+        lines += [f"  reg we{j}_qq;\n  reg [{a}:0] waddr{j}_qq;\n  reg [{w}:0] wdata{j}_qq;" for j in range(writes)]
         lines.append("  always @(posedge clk) begin")
-        lines += [f"    q{j} <= mem[raddr{j}_q];\n    rdata{j} <= q{j};" for j in range(reads)]
-        lines += [f"    if (we{j}_q) mem[waddr{j}_q] <= wdata{j}_q;" for j in range(writes)]
+        lines += [f"    raddr{j}_qq <= raddr{j}_q;" for j in range(reads)]
+        lines += [f"    we{j}_qq <= we{j}_q; waddr{j}_qq <= waddr{j}_q; wdata{j}_qq <= wdata{j}_q;" for j in range(writes)]
+        lines += [f"    q{j} <= mem[raddr{j}_qq];\n    rdata{j} <= q{j};" for j in range(reads)]
+        lines += [f"    if (we{j}_qq) mem[waddr{j}_qq] <= wdata{j}_qq;" for j in range(writes)]
         return "\n".join([*lines, "  end", "endmodule", ""])
     return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, banks), "endmodule", ""])
 
@@ -232,11 +242,15 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
             f"  wire [{a}:0] ra{b} = {pick(rhit, [f'raddr{j}_q - {addr(lo)}' for j in range(reads)], addr(0))};",
             f"  wire [{a}:0] wa{b} = {pick(whit, [f'waddr{j}_q - {addr(lo)}' for j in range(writes)], addr(0))};",
             f"  wire [{w}:0] wd{b} = {pick(whit, [f'wdata{j}_q' for j in range(writes)], zero)};",
+            f"  reg [{a}:0] bank{b}_ra, bank{b}_wa;  // the bank's decoded addresses, write enable and data, registered",
+            f"  reg bank{b}_we;",
+            f"  reg [{w}:0] bank{b}_wd;",
             f"  reg signed [{w}:0] q{b}, qq{b};  // the block RAM's output, and its register",
             "  always @(posedge clk) begin",
-            f"    q{b} <= bank{b}[ra{b}];",
+            f"    bank{b}_ra <= ra{b}; bank{b}_wa <= wa{b}; bank{b}_wd <= wd{b}; bank{b}_we <= {' || '.join(whit) or '0'};",
+            f"    q{b} <= bank{b}[bank{b}_ra];",
             f"    qq{b} <= q{b};",
-            f"    if ({' || '.join(whit) or '0'}) bank{b}[wa{b}] <= wd{b};",
+            f"    if (bank{b}_we) bank{b}[bank{b}_wa] <= bank{b}_wd;",
             "  end",
             "`ifndef SYNTHESIS",
             "  always @(posedge clk) begin",
@@ -247,9 +261,9 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
         ]
     for j in range(reads):
         which = pick([f"rhit{j}_{b}" for b in range(len(banks))], [f"{sel_bits}'d{b}" for b in range(len(banks))], f"{sel_bits}'d0")
-        lines += [f"  reg [{sel_bits - 1}:0] from{j}, from{j}_q;",
-                  f"  always @(posedge clk) begin from{j} <= {which}; from{j}_q <= from{j}; end",
-                  "  always @* begin", f"    case (from{j}_q)"]
+        lines += [f"  reg [{sel_bits - 1}:0] from{j}, from{j}_q, from{j}_qq;",
+                  f"  always @(posedge clk) begin from{j} <= {which}; from{j}_q <= from{j}; from{j}_qq <= from{j}_q; end",
+                  "  always @* begin", f"    case (from{j}_qq)"]
         lines += [f"      {sel_bits}'d{b}: rdata{j} = qq{b};" for b in range(len(banks))]
         lines += [f"      default: rdata{j} = qq0;", "    endcase", "  end"]
     return lines
