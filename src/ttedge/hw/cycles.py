@@ -2,7 +2,8 @@
 
 Each count follows the timing rules the units' docstrings state (no fitted constants); the tests
 check them against the simulated counts cycle for cycle. Per instruction the sequencer spends
-:data:`SEQUENCER` cycles (fetch, decode, issue), then waits for its unit:
+:data:`SEQUENCER` cycles (fetch, decode, issue), then waits for its unit, and after it
+``scale.TRACK_DELAY`` cycles for the last write to reach the buffer's max |code| tracker:
 
 * Contract: the engine's count (:func:`contract_cycles`) plus ``OUTPUT_LATENCY`` (random word and
   rounding of the last drained sum);
@@ -28,6 +29,7 @@ from .memories import READ_LATENCY
 from .prior import LAMBDA_DRAIN, LAMBDA_PER_RANK, PRIOR_FLUSH
 from .requant import OutputStage
 from .rng import RandomLane
+from .scale import TRACK_DELAY
 from .softmax import softmax_row_cycles
 
 __all__ = ["SEQUENCER", "contract_cycles", "instruction_cycles", "step_cycles", "utilization", "cycles_by_kind"]
@@ -61,18 +63,18 @@ def instruction_cycles(program: Program, config: AcceleratorConfig, prior_on: bo
     out = []
     for ins, word in zip(program.instructions, words):
         if isinstance(ins, Contract):
-            out.append(SEQUENCER + contract_cycles(ins, config) + OUTPUT_LATENCY)
+            out.append(SEQUENCER + contract_cycles(ins, config) + OUTPUT_LATENCY + TRACK_DELAY)
         elif isinstance(ins, ScaleControl) or (isinstance(ins, (PriorGrad, LambdaUpdate)) and not prior_on):
             out.append(SEQUENCER)
         elif isinstance(ins, PriorGrad):
-            out.append(SEQUENCER + word["nx"] + PRIOR_FLUSH)
+            out.append(SEQUENCER + word["nx"] + PRIOR_FLUSH + TRACK_DELAY)
         elif isinstance(ins, LambdaUpdate):
-            out.append(SEQUENCER + word["nx"] + word["nzlo"] + LAMBDA_DRAIN + word["nyhi"] * LAMBDA_PER_RANK)
+            out.append(SEQUENCER + word["nx"] + word["nzlo"] + LAMBDA_DRAIN + word["nyhi"] * LAMBDA_PER_RANK + TRACK_DELAY)
         elif isinstance(ins, SoftmaxXentGrad):
-            out.append(SEQUENCER + word["nx"] * (READ_LATENCY + 1 + softmax_row_cycles(ins.num_classes)) + 1)
+            out.append(SEQUENCER + word["nx"] * (READ_LATENCY + 1 + softmax_row_cycles(ins.num_classes)) + 1 + TRACK_DELAY)
         else:
             issues = word["nx"] * (word["nzlo"] if word["op"] == Op.BIAS_GRAD else 1)
-            out.append(SEQUENCER + issues + FLUSH)
+            out.append(SEQUENCER + issues + FLUSH + TRACK_DELAY)
     return out
 
 

@@ -40,9 +40,10 @@ from ..errors import ConfigError
 from ..fixed.format import MAX_FRAC, MAX_WIDTH, MIN_WIDTH
 from ..fixed.program import ScaleRule
 
-__all__ = ["ScaleUnit", "MaxAbs", "FRAC_BITS"]
+__all__ = ["ScaleUnit", "MaxAbs", "FRAC_BITS", "TRACK_DELAY"]
 
 FRAC_BITS = MAX_FRAC.bit_length()  # 6: the frac registers hold 0..MAX_FRAC
+TRACK_DELAY = 1  # the write stream reaches the MaxAbs units through a register: the sequencer waits it out
 
 
 def _check_width(width: int, unit: str) -> None:

@@ -45,11 +45,11 @@ from .loss import LossUnit
 from .banks import Banks, memory_roles, plan_banks, role_ops
 from .memories import READ_LATENCY, ClassMemory, image_files
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
-from .pipe import delay
+from .pipe import delay, valid_chain
 from .prior import PriorUnit
 from .requant import SHIFT_BITS, OutputStage
 from .rng import RandomLane
-from .scale import FRAC_BITS, MaxAbs, ScaleUnit
+from .scale import FRAC_BITS, TRACK_DELAY, MaxAbs, ScaleUnit
 
 __all__ = ["Accelerator", "OUTPUT_LATENCY", "HOST_READ_LATENCY"]
 
@@ -392,7 +392,10 @@ class Accelerator(wiring.Component):
                 mx = m.submodules[f"maxabs{wd}_{q}"] = MaxAbs(wd)
                 code = Mux(e_en[0], lanes[0].code, mw_data) if q == 0 else lanes[q].code
                 valid = (e_en[0] | mw_en) if q == 0 else e_en[q]
-                m.d.comb += [mx.clear.eq(phase == 2), mx.valid.eq(valid), mx.code.eq(code[:wd])]
+                # the write stream, registered (TRACK_DELAY): the writes' muxes and the maximum's
+                # comparison are separate paths
+                m.d.comb += [mx.clear.eq(phase == 2), mx.valid.eq(valid_chain(m, valid, TRACK_DELAY, f"track{wd}_{q}_v")[-1]),
+                             mx.code.eq(delay(m, code[:wd], TRACK_DELAY, f"track{wd}_{q}"))]
                 maxabs[wd].append(mx)
         maxregs = {pl.index: Signal(pl.width, name=f"max_{pl.name.replace('.', '_')}") for pl in dyn}
         finished = Signal()  # the WAIT phase's last cycle (the unit is idle)
@@ -441,6 +444,7 @@ class Accelerator(wiring.Component):
         is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE) & ~is_pu
         unit_busy = Mux(op == Op.CONTRACT, eng_busy, Mux(op == Op.SOFTMAX, loss.busy, Mux(is_pu, pu.busy, ew.busy)))
         prior_on = regs["prior.on"] if "prior.on" in regs else Const(1, 1)
+        busy_tail = Cat(*valid_chain(m, unit_busy, TRACK_DELAY, "unit_busy")[1:]).any()  # its last write's way to MaxAbs
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
             with m.Switch(phase):
@@ -460,8 +464,8 @@ class Accelerator(wiring.Component):
                     with m.Else():
                         m.d.comb += [eng.start.eq(op == Op.CONTRACT), ew.start.eq(is_ew), loss.start.eq(op == Op.SOFTMAX), pu.start.eq(is_pu)]
                         m.d.sync += phase.eq(3)
-                with m.Case(3):
-                    with m.If(~unit_busy):
+                with m.Case(3):  # the unit, then the write stream's way to the MaxAbs units, drain
+                    with m.If(~unit_busy & ~busy_tail):
                         m.d.comb += finished.eq(1)
                         m.d.comb += advance.eq(1)
                         m.d.sync += phase.eq(0)
