@@ -56,8 +56,11 @@ def test_energy_per_sample_follows_the_model_and_the_cycles(configs_dir: Path) -
     cfg = fixed_config(load_config(RunConfig, configs_dir / "digits_pipeline.toml", TINY), [[3], [3]])
     e = _energy(cfg, {"step_cycles": [7_000, 7_000], "batch": 1}, 50.0)
     assert e["seconds_per_sample"] == 7_000 / 50e6
-    # the static power of the configured part: the default job places and routes on the LFE5U-25F
-    assert cfg.report.ecp5_device == "25k"
-    assert e["static_pj"] == pytest.approx(ECP5_25F.static_power_w * 7_000 / 50e6 * 1e12, abs=0.1)
-    assert e["static_pj"] < EnergyModel().static_power_w * 7_000 / 50e6 * 1e12  # the 85F's
+    # the static power of the configured part: the default job places and routes on the LFE5U-85F
+    assert cfg.report.ecp5_device == "85k"
+    assert e["static_pj"] == pytest.approx(EnergyModel().static_power_w * 7_000 / 50e6 * 1e12, abs=0.1)
+    small = fixed_config(load_config(RunConfig, configs_dir / "digits_pipeline.toml", [*TINY, "--report.ecp5_device=25k"]), [[3], [3]])
+    e25 = _energy(small, {"step_cycles": [7_000, 7_000], "batch": 1}, 50.0)
+    assert e25["static_pj"] == pytest.approx(ECP5_25F.static_power_w * 7_000 / 50e6 * 1e12, abs=0.1)
+    assert e25["static_pj"] < e["static_pj"]  # the smaller part's
     assert e["joules_per_sample"] == pytest.approx(e["total_pj"] * 1e-12, rel=1e-6) and e["dynamic_pj"] > 0
