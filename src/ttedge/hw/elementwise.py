@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from ..fixed.ops import MAX_STOCHASTIC_SHIFT
 from .isa import Op
 from .memories import READ_LATENCY
-from .pipe import delay, stage
+from .pipe import stage
 from .requant import SHIFT_BITS, OutputStage, RoundingMode
 from .rng import RandomLane
 from .scale import FRAC_BITS
@@ -174,18 +174,17 @@ class ElementwiseUnit(wiring.Component):
         # --- _V_AT .. _UPD_AT: the update's exact value
         d = Signal(signed(_W))
         m.d.comb += d.eq(Mux(w.momentum, v_new, g_d[-1]))
-        # The update's shifts, per instruction, in registered steps (ready 4 cycles after start, long
-        # before the first update): fd = frac of d after the learning-rate shift, capped at
-        # fw + MAX_STOCHASTIC_SHIFT by first shifting d right by the excess.
+        # The update's shifts, per instruction, in registered steps (they hold for the whole
+        # instruction and are final 5 cycles after start, long before the first update): fd = frac
+        # of d after the learning-rate shift, capped at fw + MAX_STOCHASTIC_SHIFT by first shifting
+        # d right by the excess.
         fw = fa
         fd = stage(m, Mux(w.momentum, fc, fb) + lr, signed(16), "upd_fd")
         over = stage(m, fd - fw - MAX_STOCHASTIC_SHIFT, signed(16), "upd_over")  # the excess, if > 0
-        cap_r = stage(m, over > 0, 1, "upd_cap")
+        cap_r, excess = stage(m, over > 0, 1, "upd_cap"), stage(m, over[:7], 7, "excess")
         fd2 = stage(m, Mux(over > 0, fw + MAX_STOCHASTIC_SHIFT, fd), signed(16), "upd_fd2")
         f = stage(m, Mux(fw > fd2, fw, fd2), signed(16), "upd_f")
-        excess = stage(m, delay(m, over[:7], 2, "upd_excess"), 7, "excess")
-        cap_r = delay(m, cap_r, 2, "upd_cap")
-        p_up, d_up = stage(m, (f - fw)[:7], 7, "p_up"), stage(m, (f - delay(m, fd2, 1, "upd_fd2"))[:7], 7, "d_up")
+        p_up, d_up = stage(m, (f - fw)[:7], 7, "p_up"), stage(m, (f - fd2)[:7], 7, "d_up")
         upd_shift = stage(m, f - fw, signed(SHIFT_BITS), "upd_shift")
         d2, p2, d3, p3 = (Signal(signed(_W), name=n) for n in ("upd_d2", "upd_p2", "upd_d3", "upd_p3"))
         m.d.sync += [d2.eq(Mux(cap_r, d >> excess, d)), p2.eq(p_d[-1]),

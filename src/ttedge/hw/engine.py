@@ -132,7 +132,7 @@ class ContractionEngine(wiring.Component):
                      l_tile.eq(w.l_sx * P), o_tile.eq(w.o_sx * P)]
         m.d.sync += [l_lane[p].eq(w.l_sx * p) for p in range(P)]
 
-        # --- addresses (invalid lanes read address 0)
+        # --- addresses (invalid lanes read the buffer's first word, ao or bo)
         x_lim = [S(f"x_lim{p}") for p in range(P)]  # lane p holds an x while x0 < nx - p (per instruction)
         m.d.sync += [x_lim[p].eq(w.nx - p) for p in range(P)]
         xvalid = [x0 < x_lim[p] for p in range(P)]

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..fixed.format import FixedFormat
 from .memories import READ_LATENCY
-from .pipe import delay
+from .pipe import valid_chain
 from .scale import FRAC_BITS
 from .softmax import SoftmaxXentUnit
 
@@ -83,7 +83,7 @@ class LossUnit(wiring.Component):
                 m.d.sync += loading.eq(0)
         # The logit read at cycle t reaches the unit at t + R + 1: its in_valid.
         m.d.comb += [self.ea_on.eq(loading & (state != 0)), self.eb_on.eq((state == 1) & (wait == 0))]
-        m.d.comb += unit.in_valid.eq(delay(m, self.ea_on, R + 1, "logit_valid"))
+        m.d.comb += unit.in_valid.eq(valid_chain(m, self.ea_on, R + 1, "logit_valid")[-1])
         # Writes: the unit's gradients, else the padding zeros.
         padding = (state == 3) & (pad < w.ny) & ~unit.out_valid
         with m.If(unit.out_valid):

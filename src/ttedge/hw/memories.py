@@ -49,6 +49,7 @@ __all__ = ["ClassMemory", "READ_LATENCY", "WRITE_DELAY", "image_files", "memory_
 
 WRITE_DELAY = 2  # the input and bank registers: a write presented at edge t changes the word at edge t + 2
 READ_LATENCY = WRITE_DELAY + 2  # cycles from a read address to its data on ``ClassMemory.data``
+assert WRITE_DELAY == 2  # the stages memory_verilog writes: <input>_q, then <input>_qq or a bank's registers
 
 
 def port_counts(roles: set[str], p: int, q: int) -> tuple[int, int]:
