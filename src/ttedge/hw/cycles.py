@@ -62,19 +62,20 @@ def instruction_cycles(program: Program, config: AcceleratorConfig, prior_on: bo
     words = encode_program(program, config).words
     out = []
     for ins, word in zip(program.instructions, words):
+        if isinstance(ins, ScaleControl) or (isinstance(ins, (PriorGrad, LambdaUpdate)) and not prior_on):
+            out.append(SEQUENCER)  # no unit runs
+            continue
         if isinstance(ins, Contract):
-            out.append(SEQUENCER + contract_cycles(ins, config) + OUTPUT_LATENCY + TRACK_DELAY)
-        elif isinstance(ins, ScaleControl) or (isinstance(ins, (PriorGrad, LambdaUpdate)) and not prior_on):
-            out.append(SEQUENCER)
+            unit = contract_cycles(ins, config) + OUTPUT_LATENCY
         elif isinstance(ins, PriorGrad):
-            out.append(SEQUENCER + word["nx"] + PRIOR_FLUSH + TRACK_DELAY)
+            unit = word["nx"] + PRIOR_FLUSH
         elif isinstance(ins, LambdaUpdate):
-            out.append(SEQUENCER + word["nx"] + word["nzlo"] + LAMBDA_DRAIN + word["nyhi"] * LAMBDA_PER_RANK + TRACK_DELAY)
+            unit = word["nx"] + word["nzlo"] + LAMBDA_DRAIN + word["nyhi"] * LAMBDA_PER_RANK
         elif isinstance(ins, SoftmaxXentGrad):
-            out.append(SEQUENCER + word["nx"] * (READ_LATENCY + 1 + softmax_row_cycles(ins.num_classes)) + 1 + TRACK_DELAY)
+            unit = word["nx"] * (READ_LATENCY + 1 + softmax_row_cycles(ins.num_classes)) + 1
         else:
-            issues = word["nx"] * (word["nzlo"] if word["op"] == Op.BIAS_GRAD else 1)
-            out.append(SEQUENCER + issues + FLUSH + TRACK_DELAY)
+            unit = word["nx"] * (word["nzlo"] if word["op"] == Op.BIAS_GRAD else 1) + FLUSH
+        out.append(SEQUENCER + unit + TRACK_DELAY)
     return out
 
 
