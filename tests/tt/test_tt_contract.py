@@ -209,3 +209,33 @@ def test_saved_tensors_are_the_states_and_merges(order, groups, batch) -> None:
     assert sum(saved.values()) == plan.saved_elements
     y.sum().backward()
     assert all(c.grad is not None and c.grad.shape == c.shape for c in cores)
+
+
+@pytest.mark.parametrize(("order", "groups"), [("rtl", None), ("ltr", None), ("rtl", [(0, 2), (2, 4)]),
+                                               ("ltr", [(0, 1), (1, 3), (3, 4)]), ("rtl", [(0, 3), (3, 4)])])
+@pytest.mark.parametrize("lead", [(1,), (5,), (2, 3)])
+def test_bias_inside_the_contraction(order, groups, lead) -> None:
+    # The bias is added by the contraction's own autograd node (fused into the last GEMM at batch 1):
+    # output and every gradient equal the dense product plus bias.
+    in_modes, out_modes, ranks = [2, 3, 2, 2], [3, 2, 2, 2], [3, 4, 2]
+    cores = _random_cores(in_modes, out_modes, ranks, 7)
+    g = torch.Generator().manual_seed(8)
+    bias = torch.randn(24, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(*lead, 24, generator=g, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(*lead, 24, generator=g, dtype=torch.float64)
+    batch = torch.Size(lead).numel()
+    plan = plan_contraction(in_modes, out_modes, ranks, batch, order, groups=groups)
+    y = tt_apply(x, cores, plan=plan, bias=bias)
+    y_ref = x @ to_dense(cores).T + bias
+    assert y.shape == y_ref.shape
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    grads = torch.autograd.grad((y * probe).sum(), [x, bias, *cores])
+    grads_ref = torch.autograd.grad((y_ref * probe).sum(), [x, bias, *cores])
+    for got, want in zip(grads, grads_ref):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_bias_shape_error() -> None:
+    cores = init_cores([2, 2], [3, 2], [2])
+    with pytest.raises(ShapeError, match=r"^bias has shape \[5\] but the TT matrix has 6 outputs; give a bias of shape \[6\]\.$"):
+        tt_apply(torch.zeros(1, 4), cores, bias=torch.zeros(5))

@@ -66,7 +66,6 @@ class _Op:
     out: int
     cols: int
     kind: int  # _COLS1: (rows, contract) @ G^T; _ROWS1: G @ (contract, cols); _FOLD, _BMM: see _product
-    view: bool  # the state entering this step is contiguous (a view suffices, no copy)
     outer: int  # core gradient: 0 plain GEMM (kinds _COLS1, _ROWS1), 1 per-row products summed, 2 tensordot
     grads: tuple[int, int]  # original cores [a, b) this swept core stands for
 
@@ -82,20 +81,45 @@ def _kind(rows: int, contract: int, out: int, cols: int) -> int:
 
 
 @dataclass(frozen=True, eq=False)
+class _MergeOp:
+    """One product of a core merge (a ``Merge`` of the plan), with its layouts decided once:
+    partial (left, rank) @ core ``core`` (rank, right) is (A, N, m_k, D), whose middle axes a row
+    gather of its D-long rows swaps into core layout (A, m_k, N, D) (see :func:`_swap_rows`)."""
+
+    core: int
+    left: int
+    rank: int
+    right: int
+    row: int  # D = n_k r_{k+1}
+    forward: torch.Tensor  # row order (A, N, m_k) -> (A, m_k, N)
+    backward: torch.Tensor  # and back
+    shape: tuple[int, ...]  # the new partial (r_a, M m_k, N n_k, r_{k+1}); a group's last merge
+    # swept rtl gives the (r_a M m_k, N n_k r_{k+1}) matrix instead, the same memory (no core_matrix)
+
+
+@dataclass(frozen=True, eq=False)
 class _Program:
-    """A plan as tt_apply runs it: its steps as _Ops, and whether plain autograd may run them (see
-    ``_plain``). Made once per plan; passed to the autograd node so that forward and backward need
-    not look it up again (hashing a plan costs several microseconds)."""
+    """A plan as tt_apply runs it: its steps as _Ops, its merges as _MergeOps (per swept core, in
+    order), and whether plain autograd may run it (see ``_plain``). Made once per plan; passed to
+    the autograd node so that forward and backward need not look it up again (hashing a plan costs
+    several microseconds) and do no shape arithmetic per call: at batch 1 the Python around the
+    products is a large part of a step."""
 
     order: Order
     groups: tuple[tuple[int, int], ...]
     ops: tuple[_Op, ...]
+    merges: tuple[tuple[_MergeOp, ...], ...]
+    matrix: tuple[bool, ...]  # per swept core: a merge kept as the (out, contract) matrix an rtl sweep
+    # multiplies (the same memory as its core layout), so no core_matrix is needed; else core layout
     plain: bool
+    batch: int
+    out_features: int
 
 
 @functools.lru_cache(maxsize=1024)
-def _program(plan: ContractionPlan) -> _Program:
-    ops, contiguous = [], True  # the input is made contiguous by tt_apply
+def _program(plan: ContractionPlan, n: tuple[int, ...], m: tuple[int, ...], ranks: tuple[int, ...]) -> _Program:
+    """The program of ``plan`` for cores with in_modes n, out_modes m and inner ranks ``ranks``."""
+    ops = []
     for s in plan.steps:
         kind = _kind(s.rows, s.contract, s.out, s.cols)
         if kind in (_COLS1, _ROWS1):
@@ -103,32 +127,58 @@ def _program(plan: ContractionPlan) -> _Program:
         else:
             # Per-row products summed: a temporary no larger than the operands, and no copies.
             outer = 1 if s.rows * s.out * s.contract <= s.rows * (s.out + s.contract) * s.cols else 2
-        ops.append(_Op(s.core, s.rows, s.contract, s.out, s.cols, kind, contiguous, outer, plan.groups[s.core]))
-        contiguous = kind != _FOLD
+        a, b = plan.groups[s.core]
+        ops.append(_Op(s.core, s.rows, s.contract, s.out, s.cols, kind, outer, (a, b)))
     plain = plan.order == "rtl" and not plan.merges and all(op.kind != _FOLD and op.outer != 2 for op in ops)
-    return _Program(plan.order, plan.groups, tuple(ops), plain)
+    r = (1, *ranks, 1)
+    shapes = [(r[k], m[k], n[k], r[k + 1]) for k in range(len(n))]
+    matrix = tuple(b - a > 1 and plan.order == "rtl" for a, b in plan.groups)
+    merges: list[list[_MergeOp]] = [[] for _ in plan.groups]
+    for mg in plan.merges:
+        a, b = plan.groups[mg.group]
+        ra, mm, nn, _ = shapes[a]
+        for k in range(a + 1, mg.core):
+            mm, nn = mm * m[k], nn * n[k]
+        _, mk, nk, rn = shapes[mg.core]
+        shape = (ra * mm * mk, nn * nk * rn) if mg.core == b - 1 and matrix[mg.group] else (ra, mm * mk, nn * nk, rn)
+        merges[mg.group].append(_MergeOp(mg.core, mg.left, mg.rank, mg.right, nk * rn, _swap_rows(ra * mm, nn, mk),
+                                         _swap_rows(ra * mm, mk, nn), shape))
+    return _Program(plan.order, plan.groups, tuple(ops), tuple(tuple(g) for g in merges), matrix, plain,
+                    plan.batch, prod(m))
 
 
-def _product(kind: int, g: torch.Tensor, s: torch.Tensor, rows: int, contract: int, cols: int) -> torch.Tensor:
-    """G (out, contract) applied to s, laid out as (rows, contract, cols): (rows, out, cols) entries."""
+def _operand(kind: int, t: torch.Tensor, rows: int, inner: int, cols: int) -> torch.Tensor:
+    """t, (rows, inner, cols) entries, as a step of this kind multiplies it: (rows, inner) for
+    _COLS1, (inner, cols) for _ROWS1, else (rows, inner, cols); a view unless t is strided."""
     if kind == _COLS1:
-        return torch.mm(s.view(rows, contract), g.t())  # (rows, out)
+        return t.reshape(rows, inner)
     if kind == _ROWS1:
-        return torch.mm(g, s.view(contract, cols))  # (out, cols)
-    s = s.view(rows, contract, cols)
+        return t.reshape(inner, cols)
+    return t.reshape(rows, inner, cols)
+
+
+def _product(kind: int, g: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """G (out, contract) applied to the operand s of a (rows, contract, cols) state (see
+    :func:`_operand`): (rows, out, cols) entries, (rows, out) for _COLS1 and (out, cols) for
+    _ROWS1. A ``bias`` (out, cols), given for a one-row last step (batch 1), is added by the GEMM."""
+    if kind == _COLS1:
+        return torch.mm(s, g.t())
+    if kind == _ROWS1:
+        return torch.mm(g, s) if bias is None else torch.addmm(bias, g, s)
     if kind == _FOLD:
+        rows, contract, cols = s.shape
         folded = s.transpose(1, 2).reshape(rows * cols, contract)  # (rows * cols, contract), a copy
         return torch.mm(folded, g.t()).view(rows, cols, -1).transpose(1, 2)  # (rows, out, cols), strided
-    return torch.bmm(g.expand(rows, *g.shape), s)
+    return torch.bmm(g.expand(s.shape[0], *g.shape), s)
 
 
-def _outer_sum(outer: int, e: torch.Tensor, s: torch.Tensor, op: _Op) -> torch.Tensor:
-    """sum_{r, c} e[r, :, c] s[r, :, c]^T: (rows, out, cols), (rows, contract, cols) -> (out, contract)."""
-    if op.kind == _COLS1:
-        return torch.mm(e.view(op.rows, op.out).t(), s.view(op.rows, op.contract))
-    if op.kind == _ROWS1:
-        return torch.mm(e.view(op.out, op.cols), s.view(op.contract, op.cols).t())
-    e, s = e.view(op.rows, op.out, op.cols), s.view(op.rows, op.contract, op.cols)
+def _outer_sum(outer: int, e: torch.Tensor, s: torch.Tensor, kind: int) -> torch.Tensor:
+    """sum_{r, c} e[r, :, c] s[r, :, c]^T, from the operands (see :func:`_operand`) of e
+    (rows, out, cols) and s (rows, contract, cols): the (out, contract) core gradient."""
+    if kind == _COLS1:
+        return torch.mm(e.t(), s)
+    if kind == _ROWS1:
+        return torch.mm(e, s.t())
     if outer == 1:
         return torch.bmm(e, s.transpose(1, 2)).sum(0)
     return torch.tensordot(e, s, dims=([0, 2], [0, 2]))
@@ -136,51 +186,33 @@ def _outer_sum(outer: int, e: torch.Tensor, s: torch.Tensor, op: _Op) -> torch.T
 
 @functools.lru_cache(maxsize=256)
 def _swap_rows(a: int, b: int, c: int) -> torch.Tensor:
-    """Row order that turns rows (a, b, c) into (a, c, b): see :func:`_swap_middle`."""
+    """Row order that turns rows (a, b, c) into (a, c, b): gathering the d-long rows of a
+    (a, b, c, d) tensor in this order swaps its middle axes. permute().contiguous() loops once per
+    row with a per-row cost, so for short rows (the merged core of a train's last cores, d = n_d)
+    it takes twice as long on the benchmark machine; for long rows the two are equal."""
     return torch.arange(a * b * c).view(a, b, c).transpose(1, 2).reshape(-1)
 
 
-def _swap_middle(t: torch.Tensor, a: int, b: int, c: int, d: int) -> torch.Tensor:
-    """t viewed as (a, b, c, d), with its middle axes swapped: a contiguous (a, c, b, d).
-
-    Done as a gather of the d-long rows: permute().contiguous() loops once per row with a per-row
-    cost, so for short rows (the merged core of a train's last cores, d = n_d) it takes twice as
-    long on the benchmark machine; for long rows the two are equal.
-    """
-    return t.reshape(a * b * c, d).index_select(0, _swap_rows(a, b, c)).view(a, c, b, d)
+def _merge(p: torch.Tensor, core: torch.Tensor, mg: _MergeOp) -> torch.Tensor:
+    """Partial (r_a, M, N, r_k) times core k (r_k, m_k, n_k, r_{k+1}): one matrix product
+    (r_a M N, r_k) @ (r_k, m_k n_k r_{k+1}), its modes then interleaved into core layout
+    (r_a, M m_k, N n_k, r_{k+1})."""
+    q = torch.mm(p.reshape(mg.left, mg.rank), core.reshape(mg.rank, mg.right))  # (r_a M, N, m_k, n_k r_{k+1})
+    return q.view(-1, mg.row).index_select(0, mg.forward).view(mg.shape)
 
 
-def _merge_partials(cores: Sequence[torch.Tensor], a: int, b: int) -> list[torch.Tensor]:
-    """The partial products of cores a..b-1, each in core layout: [G_a, G_a G_{a+1}, ..., merged].
-
-    Partial (r_a, M, N, r_k) times core k (r_k, m_k, n_k, r_{k+1}) is one matrix product
-    (r_a M N, r_k) @ (r_k, m_k n_k r_{k+1}) followed by a permutation that interleaves the modes
-    into (r_a, M m_k, N n_k, r_{k+1}), the layout of a core.
-    """
-    partials = [cores[a]]
-    for k in range(a + 1, b):
-        p, g = partials[-1], cores[k]
-        ra, mm, nn, rk = p.shape
-        _, mk, nk, rn = g.shape
-        q = torch.mm(p.reshape(ra * mm * nn, rk), g.reshape(rk, mk * nk * rn))  # (ra, mm, nn, mk, nk, rn)
-        partials.append(_swap_middle(q, ra * mm, nn, mk, nk * rn).view(ra, mm * mk, nn * nk, rn))
-    return partials
-
-
-def _merge_backward(partials: list[torch.Tensor], cores: Sequence[torch.Tensor], a: int,
-                    grad: torch.Tensor) -> list[torch.Tensor]:
-    """Gradients of cores a..b-1 from the gradient of their merged core (r_a, M, N, r_b)."""
-    grads = [torch.empty(0)] * len(partials)
+def _merge_backward(partials: Sequence[torch.Tensor], cores: Sequence[torch.Tensor], merges: tuple[_MergeOp, ...],
+                    grad: torch.Tensor, out: list[torch.Tensor | None], first: int) -> None:
+    """Gradients of a group's cores (``first`` and the merges' cores) from the gradient of their
+    merged core, written into ``out``; ``partials`` are the group's first core and each merge's
+    product, as forward made them."""
     dp = grad
-    for j in reversed(range(1, len(partials))):
-        p, g = partials[j - 1], cores[a + j]
-        ra, mm, nn, rk = p.shape
-        _, mk, nk, rn = g.shape
-        dq = _swap_middle(dp, ra * mm, mk, nn, nk * rn).view(ra * mm * nn, mk * nk * rn)
-        grads[j] = torch.mm(p.reshape(ra * mm * nn, rk).t(), dq).view(g.shape)
-        dp = torch.mm(dq, g.reshape(rk, mk * nk * rn).t()).view(p.shape)
-    grads[0] = dp
-    return grads
+    for j in range(len(merges) - 1, -1, -1):
+        mg, core = merges[j], cores[merges[j].core]
+        dq = dp.reshape(-1, mg.row).index_select(0, mg.backward).view(mg.left, mg.right)  # (r_a M N, m_k n_k r_{k+1})
+        out[mg.core] = torch.mm(partials[j].reshape(mg.left, mg.rank).t(), dq).view(core.shape)
+        dp = torch.mm(dq, core.reshape(mg.rank, mg.right).t())  # (r_a M N, r_k): the partial before
+    out[first] = dp.view(cores[first].shape)
 
 
 def _plain(x: torch.Tensor, ops: tuple[_Op, ...], cores: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -194,59 +226,75 @@ def _plain(x: torch.Tensor, ops: tuple[_Op, ...], cores: Sequence[torch.Tensor])
     """
     t = x
     for op in ops:
-        c = cores[op.core]
-        t = _product(op.kind, c.reshape(op.out, op.contract), t, op.rows, op.contract, op.cols)
+        t = _product(op.kind, cores[op.core].reshape(op.out, op.contract), _operand(op.kind, t, op.rows, op.contract, op.cols))
     return t
 
 
 class _TTContract(torch.autograd.Function):
+    """The sweep of a program as one autograd node, the layer's bias added to its output."""
+
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, prog: _Program, *cores: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor | None, prog: _Program,
+                *cores: torch.Tensor) -> torch.Tensor:
         # Kept for backward: the state entering each step and every merge's product (the merged
         # cores and, for runs of three or more, the partial products before them); the plan's
         # saved_elements counts exactly these.
-        order, ops = prog.order, prog.ops
-        partials = [[cores[a]] if b - a == 1 else _merge_partials(cores, a, b) for a, b in prog.groups]
-        mats = [core_matrix(ps[-1], order) for ps in partials]
-        states, t = [], x
-        for op in ops:
-            s = t if op.view else t.reshape(op.rows, op.contract, op.cols)
+        order, kept, mats = prog.order, [], []
+        for (a, _), merges, matrix in zip(prog.groups, prog.merges, prog.matrix):
+            p = cores[a]
+            for mg in merges:
+                p = _merge(p, cores[mg.core], mg)
+                kept.append(p)
+            mats.append(p if matrix else core_matrix(p, order))
+        states, t, last = [], x, prog.ops[-1]
+        fused = bias is not None and last.kind == _ROWS1
+        for op in prog.ops:
+            s = _operand(op.kind, t, op.rows, op.contract, op.cols)
             states.append(s)
-            t = _product(op.kind, mats[op.core], s, op.rows, op.contract, op.cols)
-        ctx.prog = prog
-        ctx.save_for_backward(*states, *cores, *(p for ps in partials for p in ps[1:]))
-        return t
+            t = _product(op.kind, mats[op.core], s, bias.view(op.out, op.cols) if fused and op is last else None)
+        y = t.reshape(prog.batch, prog.out_features)
+        if bias is not None and not fused:
+            y = y.add_(bias)  # a fresh tensor, saved by nobody
+        ctx.prog, ctx.x_shape = prog, x.shape
+        ctx.save_for_backward(*states, *cores, *kept)
+        return y
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         prog: _Program = ctx.prog
-        order, ops, groups = prog.order, prog.ops, prog.groups
+        order, ops = prog.order, prog.ops
         saved = ctx.saved_tensors
-        nsteps = len(ops)
-        ncores = groups[-1][1]
-        states, cores, kept = saved[:nsteps], saved[nsteps:nsteps + ncores], iter(saved[nsteps + ncores:])
-        needs = ctx.needs_input_grad
-        partials = [[cores[a], *(next(kept) for _ in range(b - a - 1))] for a, b in groups]
-        grad_swept: list[torch.Tensor | None] = [None] * len(partials)
-        e = grad.contiguous()
+        nsteps, ncores = len(ops), prog.groups[-1][1]
+        states, cores = saved[:nsteps], saved[nsteps:nsteps + ncores]
+        partials, at = [], nsteps + ncores  # per swept core: its first core, then each merge's product
+        for (a, _), merges in zip(prog.groups, prog.merges):
+            partials.append((cores[a], *saved[at:at + len(merges)]))
+            at += len(merges)
+        needs = ctx.needs_input_grad  # x, bias, prog, *cores
+        grad_cores: list[torch.Tensor | None] = [None] * ncores
+        e = grad
         for i in range(nsteps - 1, -1, -1):
             op = ops[i]
             a, b = op.grads
-            core = partials[op.core][-1]
-            g = core_matrix(core, order)
-            if any(needs[2 + a : 2 + b]):
-                dg = _outer_sum(op.outer, e, states[i], op)
-                grad_swept[op.core] = core_from_matrix(dg, core.shape, order)
+            swept = partials[op.core][-1]
+            matrix = prog.matrix[op.core]
+            g = swept if matrix else core_matrix(swept, order)
+            e = _operand(op.kind, e, op.rows, op.out, op.cols)
+            if True in needs[3 + a : 3 + b]:
+                dg = _outer_sum(op.outer, e, states[i], op.kind)
+                if not matrix:
+                    dg = core_from_matrix(dg, swept.shape, order)
+                if b - a == 1:
+                    grad_cores[a] = dg
+                else:
+                    _merge_backward(partials[op.core], cores, prog.merges[op.core], dg, grad_cores, a)
             if i > 0 or needs[0]:
-                e = _product(op.kind, g.t(), e, op.rows, op.out, op.cols)
-                if op.kind == _FOLD:
-                    e = e.contiguous()  # strided (rows, contract, cols)
-        grad_cores: list[torch.Tensor | None] = [None] * len(cores)
-        for (a, b), ps, gs in zip(groups, partials, grad_swept):
-            if gs is not None:
-                grad_cores[a:b] = [gs] if b - a == 1 else _merge_backward(ps, cores, a, gs)
-        grad_x = e.view(states[0].shape) if needs[0] else None
-        return (grad_x, None, *grad_cores)
+                e = _product(op.kind, g.t(), e)  # the error entering this step, (rows, contract, cols) entries
+        grad_x = e.reshape(ctx.x_shape) if needs[0] else None
+        grad_bias = None
+        if needs[1]:
+            grad_bias = grad.reshape(prog.out_features) if prog.batch == 1 else grad.reshape(prog.batch, -1).sum(0)
+        return (grad_x, grad_bias, None, *grad_cores)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -262,31 +310,54 @@ def tt_apply(
     cores: Sequence[torch.Tensor],
     order: OrderSetting = "rtl",
     plan: ContractionPlan | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """y = W x for every row of x, with W given by its TT cores; differentiable by autograd.
+    """y = W x (+ bias) for every row of x, with W given by its TT cores; differentiable by autograd.
 
-    x: (..., N) with N = n_1 * ... * n_d. Returns (..., M) with M = m_1 * ... * m_d.
+    x: (..., N) with N = n_1 * ... * n_d; bias: (M,). Returns (..., M) with M = m_1 * ... * m_d.
     ``order`` picks the plan (see :func:`~ttedge.tt.contract.plan_contraction`); a ``plan`` given
-    instead (for these cores and x's batch) is executed as it is.
+    instead (for these cores and x's batch) is executed as it is. The bias is added inside the
+    contraction's autograd node where there is one (one node fewer per step).
     """
-    in_modes, out_modes, ranks = _train_modes(tuple(c.shape for c in cores))
-    n_in = prod(in_modes)
-    if x.shape[-1] != n_in:
-        raise ShapeError(
-            f"input has {x.shape[-1]} features but the TT matrix takes {n_in} "
-            f"(the product of in_modes {list(in_modes)}); pad or reshape the input to {n_in}."
-        )
+    shapes = tuple([c.shape for c in cores])
     lead = x.shape[:-1]
     batch = prod(lead)
     if plan is None:
         if order not in SETTINGS:
+            in_modes, out_modes, ranks = _train_modes(shapes)
             plan_contraction(in_modes, out_modes, ranks, batch, order)  # raises the error for it
-        plan = checked_plan(in_modes, out_modes, ranks, batch, order)
-    elif plan != plan_contraction(in_modes, out_modes, ranks, batch, plan.order, plan.groups):
-        raise ShapeError("the plan given was made for other cores or another batch size.")
-    prog = _program(plan)
-    if prog.plain:
-        y = _plain(x.contiguous(), prog.ops, cores)
+        prog, n_out = _setup(shapes, x.shape[-1], batch, order)
     else:
-        y = _TTContract.apply(x.contiguous(), prog, *cores)  # (rows, out, cols) of the last step
-    return y.reshape(*lead, prod(out_modes))
+        in_modes, out_modes, ranks = _train_modes(shapes)
+        _check_width(x.shape[-1], in_modes)
+        if plan != plan_contraction(in_modes, out_modes, ranks, batch, plan.order, plan.groups):
+            raise ShapeError("the plan given was made for other cores or another batch size.")
+        prog, n_out = _program(plan, in_modes, out_modes, ranks), prod(out_modes)
+    if bias is not None and bias.shape != (n_out,):
+        raise ShapeError(f"bias has shape {list(bias.shape)} but the TT matrix has {n_out} outputs; "
+                         f"give a bias of shape [{n_out}].")
+    if prog.plain:
+        y = _plain(x.contiguous(), prog.ops, cores).reshape(*lead, n_out)  # (rows, out, cols) of the last step
+        return y if bias is None else y + bias
+    y = _TTContract.apply(x.contiguous(), bias, prog, *cores)  # (batch, M)
+    return y if len(lead) == 1 else y.view(*lead, n_out)
+
+
+def _check_width(width: int, in_modes: tuple[int, ...]) -> None:
+    n_in = prod(in_modes)
+    if width != n_in:
+        raise ShapeError(
+            f"input has {width} features but the TT matrix takes {n_in} "
+            f"(the product of in_modes {list(in_modes)}); pad or reshape the input to {n_in}."
+        )
+
+
+@functools.lru_cache(maxsize=1024)
+def _setup(shapes: tuple[torch.Size, ...], width: int, batch: int, order: OrderSetting) -> tuple[_Program, int]:
+    """The program tt_apply runs for cores of these shapes, ``batch`` inputs of ``width`` features
+    and an order setting, with the output width; validated and planned once per arguments (errors
+    are raised, never cached). On a batch-1 step the lookups it replaces cost as much as a product."""
+    in_modes, out_modes, ranks = _train_modes(shapes)
+    _check_width(width, in_modes)
+    plan = checked_plan(in_modes, out_modes, ranks, batch, order)
+    return _program(plan, in_modes, out_modes, ranks), prod(out_modes)

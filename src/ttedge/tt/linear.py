@@ -96,8 +96,8 @@ class TTLinear(nn.Module):
         return plan_contraction(self.in_modes, self.out_modes, self.ranks, batch, self.order_setting)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (..., in_features) -> (..., out_features)
-        y = tt_apply(x, list(self.cores), self.order_setting)
-        return y if self.bias is None else y + self.bias
+        # The dict behind the ParameterList, in index order: iterating the list itself costs ~10 us.
+        return tt_apply(x, tuple(self.cores._parameters.values()), self.order_setting, bias=self.bias)
 
     def weight_dense(self) -> torch.Tensor:
         """The dense (out_features, in_features) weight; for checks, never used in training."""
