@@ -51,10 +51,18 @@ from .requant import SHIFT_BITS, OutputStage
 from .rng import RandomLane
 from .scale import FRAC_BITS, TRACK_DELAY, MaxAbs, ScaleUnit
 
-__all__ = ["Accelerator", "OUTPUT_LATENCY", "HOST_READ_LATENCY"]
+__all__ = ["Accelerator", "OUTPUT_LATENCY", "HOST_READ_LATENCY", "BUSY_DELAY"]
 
 OUTPUT_LATENCY = RandomLane.LATENCY + OutputStage.LATENCY  # engine drain -> memory write, cycles
+# The sequencer sees the running unit's busy through this many registers (the units sit far from it
+# on a large device), so an instruction waits that much longer after its unit.
+BUSY_DELAY = 1
 HOST_READ_LATENCY = READ_LATENCY  # edges from host_re to the word on host_rdata
+
+
+def _is_prior(op: Signal) -> object:
+    """The prior unit runs this op."""
+    return (op == Op.PRIOR) | (op == Op.LAMBDA)
 
 
 class _OutputLane(Elaboratable):
@@ -232,7 +240,7 @@ class Accelerator(wiring.Component):
         pu = m.submodules.prior = PriorUnit(layout, self.addr_bits, [pls[w["b"]].width for w in words if w["op"] == Op.PRIOR],
                                             max([w["nyhi"] for w in words if w["op"] == Op.LAMBDA] + [1]), lam_max, prec_max,
                                             enabled=any(w["op"] in (Op.PRIOR, Op.LAMBDA) for w in words))
-        is_pu = (op == Op.PRIOR) | (op == Op.LAMBDA)
+        is_pu = _is_prior(op)
         # The main write slot: the elementwise, loss or prior unit's (one at a time); the second
         # slot: the elementwise unit's velocity or the prior unit's precision.
         mw_en, mw_addr, mw_data, mw_sat = Signal(), Signal(unsigned(self.addr_bits)), Signal(signed(64)), Signal()
@@ -441,10 +449,20 @@ class Accelerator(wiring.Component):
 
         # --- sequencer
         m.d.comb += [self.busy.eq(running), self.done.eq(done)]
-        is_ew = (op != Op.CONTRACT) & (op != Op.END) & (op != Op.SOFTMAX) & (op != Op.SCALE) & ~is_pu
         unit_busy = Mux(op == Op.CONTRACT, eng_busy, Mux(op == Op.SOFTMAX, loss.busy, Mux(is_pu, pu.busy, ew.busy)))
         prior_on = regs["prior.on"] if "prior.on" in regs else Const(1, 1)
-        busy_tail = Cat(*valid_chain(m, unit_busy, TRACK_DELAY, "unit_busy")[1:]).any()  # its last write's way to MaxAbs
+        # The unit has finished once its busy has been low for TRACK_DELAY cycles (its last write's
+        # way to MaxAbs); the sequencer sees busy BUSY_DELAY registers late, and only registers.
+        held = Cat(*valid_chain(m, unit_busy, BUSY_DELAY + TRACK_DELAY, "unit_busy")[1:]).any()
+        # The units' start pulses (the issue phase) are registers too, set from the word as it is decoded.
+        f_op = fetched.op
+        is_ew = (f_op != Op.CONTRACT) & (f_op != Op.END) & (f_op != Op.SOFTMAX) & (f_op != Op.SCALE) & ~_is_prior(f_op)
+        starts = {"engine": (eng, f_op == Op.CONTRACT), "loss": (loss, f_op == Op.SOFTMAX),
+                  "prior": (pu, _is_prior(f_op) & prior_on), "ew": (ew, is_ew)}
+        for name, (unit, when) in starts.items():
+            issue = Signal(name=f"start_{name}")
+            m.d.sync += issue.eq(decoding & when)
+            m.d.comb += unit.start.eq(issue)
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
             with m.Switch(phase):
@@ -461,11 +479,10 @@ class Accelerator(wiring.Component):
                         m.d.comb += scaling.eq(op == Op.SCALE)
                         m.d.comb += advance.eq(1)
                         m.d.sync += phase.eq(0)
-                    with m.Else():
-                        m.d.comb += [eng.start.eq(op == Op.CONTRACT), ew.start.eq(is_ew), loss.start.eq(op == Op.SOFTMAX), pu.start.eq(is_pu)]
+                    with m.Else():  # a unit starts (its start register is high)
                         m.d.sync += phase.eq(3)
                 with m.Case(3):  # the unit, then the write stream's way to the MaxAbs units, drain
-                    with m.If(~unit_busy & ~busy_tail):
+                    with m.If(~held):
                         m.d.comb += finished.eq(1)
                         m.d.comb += advance.eq(1)
                         m.d.sync += phase.eq(0)
