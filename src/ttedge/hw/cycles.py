@@ -3,8 +3,8 @@
 Each count follows the timing rules the units' docstrings state (no fitted constants); the tests
 check them against the simulated counts cycle for cycle. Per instruction the sequencer spends
 :data:`SEQUENCER` cycles (fetch, decode, issue), then waits for its unit, and after it
-``scale.TRACK_DELAY`` cycles for the last write to reach the buffer's max |code| tracker and
-``top.BUSY_DELAY`` for the unit's busy to reach the sequencer:
+``top.WAIT`` cycles (its busy's way to the sequencer, or its last write's way into the buffer's
+max |code|, ``scale.TRACK_DELAY``, whichever is longer):
 
 * Contract: the engine's count (:func:`contract_cycles`) plus ``OUTPUT_LATENCY`` (random word and
   rounding of the last drained sum);
@@ -30,8 +30,7 @@ from .memories import READ_LATENCY
 from .prior import LAMBDA_DRAIN, LAMBDA_PER_RANK, PRIOR_FLUSH
 from .requant import OutputStage
 from .rng import RandomLane
-from .scale import TRACK_DELAY
-from .top import BUSY_DELAY
+from .top import WAIT
 from .softmax import softmax_row_cycles
 
 __all__ = ["SEQUENCER", "contract_cycles", "instruction_cycles", "step_cycles", "utilization", "cycles_by_kind"]
@@ -77,7 +76,7 @@ def instruction_cycles(program: Program, config: AcceleratorConfig, prior_on: bo
             unit = word["nx"] * (READ_LATENCY + 1 + softmax_row_cycles(ins.num_classes)) + 1
         else:
             unit = word["nx"] * (word["nzlo"] if word["op"] == Op.BIAS_GRAD else 1) + FLUSH
-        out.append(SEQUENCER + unit + TRACK_DELAY + BUSY_DELAY)
+        out.append(SEQUENCER + unit + WAIT)
     return out
 
 

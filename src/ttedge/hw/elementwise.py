@@ -13,21 +13,23 @@ The shift amounts and comparisons that depend only on the instruction (its word,
 buffers, the learning-rate shift) are registered the cycle after ``start``, before the first
 operand arrives, so they stay off the per-element timing paths.
 
-Pipeline, for the element issued at cycle t (addresses), with R = memories.READ_LATENCY (4) and
-L = OutputStage.LATENCY (5); every stage is a short path for the accelerator's clock::
+Pipeline, for the element issued at cycle t (addresses), with R = memories.READ_LATENCY (4),
+L = OutputStage.LATENCY (5) and shifts in registered steps of three amount bits
+(``pipe.shift_stages``: two for BiasAdd's 6-bit amounts, three for the update's 7-bit ones); every
+stage is a short path for the accelerator's clock::
 
     t+R       read data arrive, and are registered (they drive nothing else here)
     t+R+1     the operands: registered read data, BiasGrad's running sum; BiasAdd's aligning shifts
-    t+R+2     the other ops' values (ReLU, BiasAdd's sum, ...) are formed
+    t+R+3     the other ops' values (ReLU, BiasAdd's sum, ...) are formed
     t+R+1 .. t+R+2L+3  (SgdUpdate with momentum) g -> v's frac (OutputStage 1), v >> ms, then
               v - (v >> ms) + g, saturated (OutputStage 2), written to the velocity at t+R+2L+3
     t+R+2L+3  the update's shifts: d = v or g, d >> excess; then p << (f - fp), d << (f - fd);
-    t+R+2L+5  their difference, the update's exact value, is formed
-    t+R+2L+6  the main OutputStage rounds (the random word, requested R+2L-2 cycles after the
+    t+R+2L+9  their difference, the update's exact value, is formed
+    t+R+2L+10 the main OutputStage rounds (the random word, requested R+2L+2 cycles after the
               issue, is ready now: RandomLane.LATENCY = 8)
-    t+R+3L+6  the main result is written (t+25)
+    t+R+3L+10 the main result is written (t+29)
 
-so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 26), BiasGrad
+so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 30), BiasGrad
 issuing one element per (output, batch) pair and writing one result per output. The offsets are
 derived below from the units' latencies; a test checks FLUSH against simulation.
 """
@@ -42,22 +44,24 @@ from amaranth.lib.wiring import In, Out
 from ..fixed.ops import MAX_STOCHASTIC_SHIFT
 from .isa import Op
 from .memories import READ_LATENCY
-from .pipe import stage
+from .pipe import delay, shift_edges, shift_stages, stage
 from .requant import SHIFT_BITS, OutputStage, RoundingMode
 from .rng import RandomLane
 from .scale import FRAC_BITS
 
 __all__ = ["ElementwiseUnit", "FLUSH"]
 
+_ALIGN_BITS = 6  # BiasAdd's aligning shift amounts (bits)
+_UPD_BITS = 7  # the update's shift amounts (bits)
 _OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 5
-_VAL_AT = _OPS_AT + 1  # where the other ops' values are formed
+_VAL_AT = _OPS_AT + shift_edges(_ALIGN_BITS)  # where the other ops' values are formed: t + 7
 _MOM_STAGES = 2  # v >> ms, then v - (v >> ms) + g, between the momentum's two OutputStages
 _V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 17
-_UPD_AT = _V_AT + 2  # where the update is formed (after its two shift stages): t + 19
-_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 20
+_UPD_AT = _V_AT + 2 * shift_edges(_UPD_BITS)  # where the update is formed (after its two shifts): t + 23
+_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 24
 _RNG_DELAY = _MAIN_AT - RandomLane.LATENCY  # the random word is requested this many cycles after the issue
-_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 25
-FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 26
+_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 29
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 30
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 
@@ -181,22 +185,23 @@ class ElementwiseUnit(wiring.Component):
         fw = fa
         fd = stage(m, Mux(w.momentum, fc, fb) + lr, signed(16), "upd_fd")
         over = stage(m, fd - fw - MAX_STOCHASTIC_SHIFT, signed(16), "upd_over")  # the excess, if > 0
-        cap_r, excess = stage(m, over > 0, 1, "upd_cap"), stage(m, over[:7], 7, "excess")
+        excess = stage(m, Mux(over > 0, over[:_UPD_BITS], 0), _UPD_BITS, "excess")
         fd2 = stage(m, Mux(over > 0, fw + MAX_STOCHASTIC_SHIFT, fd), signed(16), "upd_fd2")
         f = stage(m, Mux(fw > fd2, fw, fd2), signed(16), "upd_f")
-        p_up, d_up = stage(m, (f - fw)[:7], 7, "p_up"), stage(m, (f - fd2)[:7], 7, "d_up")
+        p_up, d_up = stage(m, (f - fw)[:_UPD_BITS], _UPD_BITS, "p_up"), stage(m, (f - fd2)[:_UPD_BITS], _UPD_BITS, "d_up")
         upd_shift = stage(m, f - fw, signed(SHIFT_BITS), "upd_shift")
-        d2, p2, d3, p3 = (Signal(signed(_W), name=n) for n in ("upd_d2", "upd_p2", "upd_d3", "upd_p3"))
-        m.d.sync += [d2.eq(Mux(cap_r, d >> excess, d)), p2.eq(p_d[-1]),
-                     d3.eq((d2 << d_up)[:_W].as_signed()), p3.eq((p2 << p_up)[:_W].as_signed())]
+        d3 = shift_stages(m, shift_stages(m, d, excess, False, "upd_d2"), d_up, True, "upd_d3")
+        p3 = shift_stages(m, delay(m, p_d[-1], shift_edges(_UPD_BITS), "upd_p2"), p_up, True, "upd_p3")
         upd = Signal(signed(_W))
         m.d.comb += upd.eq(p3 - d3)
 
-        # --- _OPS_AT: BiasAdd's aligning shifts; _VAL_AT: the other ops' values, delayed with the update's
-        pa, pb = Signal(signed(_W), name="pa"), Signal(signed(_W), name="pb")
+        # --- _OPS_AT: BiasAdd's aligning shifts (the others' operands pass them unshifted); _VAL_AT:
+        # the other ops' values, delayed with the update's
         bias_add = op == Op.BIAS_ADD
-        m.d.sync += [pa.eq(Mux(bias_add & ~a_ge_b, da << (-sh_ab)[:6], da)),
-                     pb.eq(Mux(bias_add & a_ge_b, db << sh_ab[:6], db))]
+        up_a = stage(m, Mux(bias_add & ~a_ge_b, (-sh_ab)[:_ALIGN_BITS], 0), _ALIGN_BITS, "align_a")  # per instruction
+        up_b = stage(m, Mux(bias_add & a_ge_b, sh_ab[:_ALIGN_BITS], 0), _ALIGN_BITS, "align_b")
+        pa, pb = shift_stages(m, da, up_a, True, "pa"), shift_stages(m, db, up_b, True, "pb")
+        acc_v = delay(m, acc, _VAL_AT - _OPS_AT - 1, "acc_v")  # the running sum through the element at _VAL_AT
         val1, sh1 = Signal(signed(_W)), Signal(signed(SHIFT_BITS))
         with m.Switch(op):
             with m.Case(Op.RELU):
@@ -206,7 +211,7 @@ class ElementwiseUnit(wiring.Component):
             with m.Case(Op.BIAS_ADD):
                 m.d.comb += [val1.eq(pa + pb), sh1.eq(Mux(a_ge_b, 0, -sh_ab))]
             with m.Case(Op.BIAS_GRAD):
-                m.d.comb += [val1.eq(acc), sh1.eq(sh_ac)]  # the running sum, through this element
+                m.d.comb += [val1.eq(acc_v), sh1.eq(sh_ac)]  # the running sum, through this element
             with m.Case(Op.NARROW):
                 m.d.comb += [val1.eq(pa), sh1.eq(sh_ac)]
         # val_d[k] holds at cycle t + _VAL_AT + k the value of the element issued at t; for SgdUpdate

@@ -6,8 +6,9 @@ edge; the first stage compares m with the thresholds and finds the step, the sec
 clamps frac; the sequencer writes the outputs into the frac/over/under registers at the next edge,
 still before the next instruction reads them). The thresholds
 HI = (hi_num * MAX) // den and LO = (lo_num * MAX) // den (MAX = 2**(width-1) - 1) are Python
-constants at elaboration, so the hardware is two comparators against constants, a priority encoder
-(bit_length of m), and small adders::
+constants at elaboration, so the hardware is two comparators against constants, a one-hot of m's
+highest set bit with the step each position gives (a table of constants, ORed: no adder or
+priority chain), and small adders::
 
     m         : In(width)               max |code| of the buffer (unsigned; values >= MAX act as MAX)
     frac      : In(FRAC_BITS)           the buffer's fractional bits before the step (0..MAX_FRAC)
@@ -25,9 +26,12 @@ unchanged)::
     clear  : In(1)                 start a new stream at this edge (this cycle's code, if valid, is its first)
     valid  : In(1)                 ``code`` is an element of the stream
     code   : In(signed(width))
-    max    : Out(width)            max |code| over the codes accepted at earlier edges (0 after a clear alone)
+    max    : Out(width)            max |code| of the stream so far (0 after a clear alone), LATENCY edges late
 
-LATENCY = 1 edge: a code accepted at edge t is included in ``max`` after edge t.
+LATENCY = 2 edges: |code| is registered, then compared; a code (or clear) presented at edge t is in
+``max`` after edge t + 1. In the accelerator the write stream reaches the units through
+:data:`TRACK_REGS` registers, so a unit's last write is in its buffer's maximum :data:`TRACK_DELAY`
+cycles after the unit's busy falls; the sequencer waits that long.
 """
 
 # No `from __future__ import annotations`: wiring.Component reads the port annotations as objects.
@@ -39,11 +43,12 @@ from amaranth.lib.wiring import In, Out
 from ..errors import ConfigError
 from ..fixed.format import MAX_FRAC, MAX_WIDTH, MIN_WIDTH
 from ..fixed.program import ScaleRule
+from .pipe import stage, valid_chain
 
-__all__ = ["ScaleUnit", "MaxAbs", "FRAC_BITS", "TRACK_DELAY"]
+__all__ = ["ScaleUnit", "MaxAbs", "FRAC_BITS", "TRACK_REGS", "TRACK_DELAY"]
 
 FRAC_BITS = MAX_FRAC.bit_length()  # 6: the frac registers hold 0..MAX_FRAC
-TRACK_DELAY = 1  # the write stream reaches the MaxAbs units through a register: the sequencer waits it out
+TRACK_REGS = 1  # registers on the write stream's way to the MaxAbs units (the write muxes, then the units)
 
 
 def _check_width(width: int, unit: str) -> None:
@@ -94,18 +99,19 @@ class ScaleUnit(wiring.Component):
         rule, width = self.rule, self.width
         top = (1 << (width - 1)) - 1
         hi, lo = (rule.hi_num * top) // rule.den, (rule.lo_num * top) // rule.den
-        clamped = Mux(self.m > top, top, self.m)
+        # m clamped to MAX: its top bit set means m > MAX, and then every lower bit counts as set.
+        clamped = Signal(width - 1)
+        m.d.comb += clamped.eq(self.m[: width - 1] | self.m[width - 1].replicate(width - 1))
 
-        bit_length = Signal(range(width + 1))
-        for i in range(width - 1):  # later assignments win: the highest set bit (m <= MAX < 2**(W-1))
-            with m.If(clamped[i]):
-                m.d.comb += bit_length.eq(i + 1)
-        jump = Signal(signed(FRAC_BITS + 3))  # (W - 2) - bit_length: -1..W-2
-        step = Signal(signed(FRAC_BITS + 3))  # min(max_step, max(1, jump)): 1..W-2
-        m.d.comb += [
-            jump.eq((width - 2) - bit_length),
-            step.eq(Mux(jump < 1, 1, Mux(jump > rule.max_step, rule.max_step, jump))),
-        ]
+        def step_for(bit_length: int) -> int:  # min(max_step, max(1, jump)), jump = (W - 2) - bit_length
+            return min(rule.max_step, max(1, (width - 2) - bit_length))
+
+        step = Signal(signed(FRAC_BITS + 3))  # 1..W-2
+        table = Mux(clamped.any(), 0, step_for(0))
+        for i in range(width - 1):  # clamped's highest set bit is i: bit_length i + 1
+            highest = clamped[i] & ~clamped[i + 1:].any() if i < width - 2 else clamped[i]
+            table = table | Mux(highest, step_for(i + 1), 0)
+        m.d.comb += step.eq(table)
 
         # Stage 1: the comparisons, the counters' next values and the step, registered.
         old = Signal(signed(FRAC_BITS + 4), reset_less=True)  # signed: frac - 1 may go below 0 before the clamp
@@ -147,7 +153,7 @@ class ScaleUnit(wiring.Component):
 class MaxAbs(wiring.Component):
     """Streaming max |code| of signed ``width``-bit codes, -2**(width-1) counting as MAX (module docstring)."""
 
-    LATENCY = 1  # edges from an accepted code to its effect on ``max``
+    LATENCY = 2  # edges from a presented code (or clear) to its effect on ``max``
 
     def __init__(self, width: int) -> None:
         _check_width(width, "the max-abs unit")
@@ -157,11 +163,16 @@ class MaxAbs(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         top = (1 << (self.width - 1)) - 1
-        magnitude = Signal(self.width)
-        m.d.comb += magnitude.eq(Mux(self.code < -top, top, Mux(self.code < 0, -self.code, self.code)))
-        current = Mux(self.clear, 0, self.max)
-        with m.If(self.valid & (magnitude > current)):
+        magnitude = stage(m, Mux(self.code < -top, top, Mux(self.code < 0, -self.code, self.code)), self.width, "magnitude")
+        valid, clear = valid_chain(m, self.valid, 1, "valid_r")[-1], valid_chain(m, self.clear, 1, "clear_r")[-1]
+        current = Mux(clear, 0, self.max)
+        with m.If(valid & (magnitude > current)):
             m.d.sync += self.max.eq(magnitude)
-        with m.Elif(self.clear):
+        with m.Elif(clear):
             m.d.sync += self.max.eq(0)
         return m
+
+
+# Cycles after a unit's busy falls (the cycle after its last write) until that write is in its
+# buffer's maximum: the write stream's registers, then the MaxAbs pipeline. The sequencer waits them.
+TRACK_DELAY = TRACK_REGS + MaxAbs.LATENCY - 1

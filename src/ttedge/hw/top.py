@@ -49,14 +49,16 @@ from .pipe import delay, valid_chain
 from .prior import PriorUnit
 from .requant import SHIFT_BITS, OutputStage
 from .rng import RandomLane
-from .scale import FRAC_BITS, TRACK_DELAY, MaxAbs, ScaleUnit
+from .scale import FRAC_BITS, TRACK_DELAY, TRACK_REGS, MaxAbs, ScaleUnit
 
-__all__ = ["Accelerator", "OUTPUT_LATENCY", "HOST_READ_LATENCY", "BUSY_DELAY"]
+__all__ = ["Accelerator", "OUTPUT_LATENCY", "HOST_READ_LATENCY", "BUSY_DELAY", "WAIT"]
 
 OUTPUT_LATENCY = RandomLane.LATENCY + OutputStage.LATENCY  # engine drain -> memory write, cycles
-# The sequencer sees the running unit's busy through this many registers (the units sit far from it
-# on a large device), so an instruction waits that much longer after its unit.
+# The sequencer sees the running unit's busy through a register (the units sit far from it on a large
+# device), so an instruction waits at least that long after its unit's busy falls; and at least
+# scale.TRACK_DELAY, for the unit's last write to be in its buffer's max |code|.
 BUSY_DELAY = 1
+WAIT = max(BUSY_DELAY, TRACK_DELAY)  # cycles from a unit's busy falling to its instruction's end
 HOST_READ_LATENCY = READ_LATENCY  # edges from host_re to the word on host_rdata
 
 
@@ -400,10 +402,10 @@ class Accelerator(wiring.Component):
                 mx = m.submodules[f"maxabs{wd}_{q}"] = MaxAbs(wd)
                 code = Mux(e_en[0], lanes[0].code, mw_data) if q == 0 else lanes[q].code
                 valid = (e_en[0] | mw_en) if q == 0 else e_en[q]
-                # the write stream, registered (TRACK_DELAY): the writes' muxes and the maximum's
+                # the write stream, registered (TRACK_REGS): the writes' muxes and the maximum's
                 # comparison are separate paths
-                m.d.comb += [mx.clear.eq(phase == 2), mx.valid.eq(valid_chain(m, valid, TRACK_DELAY, f"track{wd}_{q}_v")[-1]),
-                             mx.code.eq(delay(m, code[:wd], TRACK_DELAY, f"track{wd}_{q}"))]
+                m.d.comb += [mx.clear.eq(phase == 2), mx.valid.eq(valid_chain(m, valid, TRACK_REGS, f"track{wd}_{q}_v")[-1]),
+                             mx.code.eq(delay(m, code[:wd], TRACK_REGS, f"track{wd}_{q}"))]
                 maxabs[wd].append(mx)
         maxregs = {pl.index: Signal(pl.width, name=f"max_{pl.name.replace('.', '_')}") for pl in dyn}
         finished = Signal()  # the WAIT phase's last cycle (the unit is idle)
@@ -451,9 +453,9 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.busy.eq(running), self.done.eq(done)]
         unit_busy = Mux(op == Op.CONTRACT, eng_busy, Mux(op == Op.SOFTMAX, loss.busy, Mux(is_pu, pu.busy, ew.busy)))
         prior_on = regs["prior.on"] if "prior.on" in regs else Const(1, 1)
-        # The unit has finished once its busy has been low for TRACK_DELAY cycles (its last write's
-        # way to MaxAbs); the sequencer sees busy BUSY_DELAY registers late, and only registers.
-        held = Cat(*valid_chain(m, unit_busy, BUSY_DELAY + TRACK_DELAY, "unit_busy")[1:]).any()
+        # The instruction ends WAIT cycles after its unit's busy falls, seen through registers only.
+        assert BUSY_DELAY == 1  # the chain's first register
+        held = Cat(*valid_chain(m, unit_busy, WAIT, "unit_busy")[1:]).any()
         # The units' start pulses (the issue phase) are registers too, set from the word as it is decoded.
         f_op = fetched.op
         is_ew = (f_op != Op.CONTRACT) & (f_op != Op.END) & (f_op != Op.SOFTMAX) & (f_op != Op.SCALE) & ~_is_prior(f_op)
