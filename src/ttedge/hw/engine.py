@@ -125,11 +125,9 @@ class ContractionEngine(wiring.Component):
         zlo_c, zhi_c = (Signal(range(cap + 1), name=n) for n in ("zlo_c", "zhi_c"))
         m.d.sync += [zlo_c.eq(Mux(w.nzlo >= cap, cap, w.nzlo)), zhi_c.eq(Mux(w.nzhi >= cap, cap, w.nzhi))]
         z_c = sum(Mux(zhi_c[i], zlo_c << i, 0) for i in range(len(zhi_c)))  # zlo_c * zhi_c
-        nzlo_last, nzhi_last = S("nzlo_last"), S("nzhi_last")
         l_lane = [S(f"l_lane{p}") for p in range(P)]  # lane p's x-address offset, p * l_sx
         l_tile, o_tile = S("l_tile"), S("o_tile")  # x-address steps between tiles, P * l_sx and P * o_sx
-        m.d.sync += [nz1.eq(Mux(z_c + 1 >= cap, cap, z_c + 1)), nzlo_last.eq(w.nzlo - 1), nzhi_last.eq(w.nzhi - 1),
-                     l_tile.eq(w.l_sx * P), o_tile.eq(w.o_sx * P)]
+        m.d.sync += [nz1.eq(Mux(z_c + 1 >= cap, cap, z_c + 1)), l_tile.eq(w.l_sx * P), o_tile.eq(w.o_sx * P)]
         m.d.sync += [l_lane[p].eq(w.l_sx * p) for p in range(P)]
 
         # --- addresses (invalid lanes read the buffer's first word, ao or bo)
@@ -142,9 +140,17 @@ class ContractionEngine(wiring.Component):
         for q in range(Q):
             m.d.sync += self.r_addr[q].eq(Mux(yvalid[q], ya_r[q] + zr, w.bo))
 
-        last_z = (zlo == nzlo_last) & (zhi == nzhi_last)
-        last_x = x0 + P >= w.nx
-        last_y = yfl[0] + Q >= w.ny
+        # Where the walk stands, as flags registered with the counters they describe (each from a
+        # comparison with a per-instruction limit, on its register's input), so that the issue
+        # decision and the counters' enables are a few gates: zlo and zhi at their last values, the
+        # z walk at its first step, the x tile and the y lanes at their last.
+        at_zlo, at_zhi, z_first, at_x, at_y = (Signal(name=n) for n in ("at_zlo", "at_zhi", "z_first", "at_x", "at_y"))
+        zlo_pen, zhi_pen, x_pen, y_pen = S("zlo_pen"), S("zhi_pen"), S("x_pen"), S("y_pen")  # the values before the last
+        one_lo, one_hi, one_x = Signal(), Signal(), Signal()  # a walk of one step: last at once
+        m.d.sync += [zlo_pen.eq(w.nzlo - 2), zhi_pen.eq(w.nzhi - 2), x_pen.eq(w.nx - 2 * P), y_pen.eq(w.ny - 2 * Q),
+                     one_lo.eq(w.nzlo == 1), one_hi.eq(w.nzhi == 1), one_x.eq(w.nx <= P)]
+        last_z = at_zlo & at_zhi
+        last_x, last_y = at_x, at_y
         # The tile's output coordinates, carried down the MAC pipeline beside its issues: at the last
         # MAC of a tile (MAC_LATENCY cycles after its last issue) they move to the drain.
         here = [x0, xo, *ya_o, *yfl]
@@ -155,12 +161,14 @@ class ContractionEngine(wiring.Component):
 
         start_ok = dl <= nz1
         fire = Signal()
-        m.d.comb += fire.eq(issuing & ((zlo != 0) | (zhi != 0) | start_ok))
+        m.d.comb += fire.eq(issuing & (~z_first | start_ok))
         m.d.sync += self.reading.eq(fire & ~self.start)  # with the registered addresses
         with m.If(self.start):
             m.d.sync += [init_left.eq(Q), issuing.eq(0), x0.eq(0), xl.eq(w.ao), xo.eq(0),
                          zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]
             m.d.sync += [wk[0].eq(0), wk[1].eq(0), wk[2].eq(w.bo), wk[3].eq(0)]
+            # lane 0 starts at the walker's first state, y = 0
+            m.d.sync += [at_zlo.eq(w.nzlo == 1), at_zhi.eq(w.nzhi == 1), z_first.eq(1), at_x.eq(w.nx <= P), at_y.eq(w.ny <= Q)]
         with m.Elif(init_left != 0):
             # Shift lane states in: after Q cycles lane q holds the walker's state after q steps.
             for q in range(Q - 1):
@@ -173,20 +181,21 @@ class ContractionEngine(wiring.Component):
                 m.d.sync += issuing.eq(1)
         with m.Elif(fire):
             with m.If(last_z):
-                m.d.sync += [zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0)]
+                m.d.sync += [zlo.eq(0), zhi.eq(0), zl.eq(0), zr.eq(0), at_zlo.eq(one_lo), at_zhi.eq(one_hi), z_first.eq(1)]
                 with m.If(last_x):
-                    m.d.sync += [x0.eq(0), xl.eq(w.ao), xo.eq(0)]
+                    m.d.sync += [x0.eq(0), xl.eq(w.ao), xo.eq(0), at_x.eq(one_x), at_y.eq(yfl[0] >= y_pen)]
                     for q in range(Q):
                         nxt = advance([ylo[q], yfl[q], ya_r[q], ya_o[q]], Q, stepq)
                         m.d.sync += [s.eq(v) for s, v in zip([ylo[q], yfl[q], ya_r[q], ya_o[q]], nxt)]
                     with m.If(last_y):
                         m.d.sync += issuing.eq(0)
                 with m.Else():
-                    m.d.sync += [x0.eq(x0 + P), xl.eq(xl + l_tile), xo.eq(xo + o_tile)]
-            with m.Elif(zlo == nzlo_last):
-                m.d.sync += [zlo.eq(0), zhi.eq(zhi + 1), zl.eq(zl + w.l_zwrap), zr.eq(zr + w.r_zwrap)]
+                    m.d.sync += [x0.eq(x0 + P), xl.eq(xl + l_tile), xo.eq(xo + o_tile), at_x.eq(x0 >= x_pen)]
+            with m.Elif(at_zlo):
+                m.d.sync += [zlo.eq(0), zhi.eq(zhi + 1), zl.eq(zl + w.l_zwrap), zr.eq(zr + w.r_zwrap),
+                             at_zlo.eq(one_lo), at_zhi.eq(zhi == zhi_pen), z_first.eq(0)]
             with m.Else():
-                m.d.sync += [zlo.eq(zlo + 1), zl.eq(zl + w.l_szlo), zr.eq(zr + w.r_szlo)]
+                m.d.sync += [zlo.eq(zlo + 1), zl.eq(zl + w.l_szlo), zr.eq(zr + w.r_szlo), at_zlo.eq(zlo == zlo_pen), z_first.eq(0)]
 
         with m.If(fire & last_z):
             m.d.sync += dl.eq(D + 1)
@@ -198,7 +207,7 @@ class ContractionEngine(wiring.Component):
         v = [Signal(name=f"mac_v{t}") for t in range(MAC_LATENCY + 1)]
         first = [Signal(name=f"mac_first{t}") for t in range(MAC_LATENCY + 1)]
         last = [Signal(name=f"mac_last{t}") for t in range(MAC_LATENCY + 1)]
-        m.d.comb += [v[0].eq(fire & ~self.start), first[0].eq((zlo == 0) & (zhi == 0)), last[0].eq(last_z)]
+        m.d.comb += [v[0].eq(fire & ~self.start), first[0].eq(z_first), last[0].eq(last_z)]
         for t in range(1, MAC_LATENCY + 1):
             m.d.sync += [v[t].eq(v[t - 1]), first[t].eq(first[t - 1]), last[t].eq(last[t - 1])]
         mac_v, mac_first, mac_last = v[-1], first[-1], last[-1]
