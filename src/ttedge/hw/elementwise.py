@@ -14,7 +14,7 @@ buffers, the learning-rate shift) are registered the cycle after ``start``, befo
 operand arrives, so they stay off the per-element timing paths.
 
 Pipeline, for the element issued at cycle t (addresses), with R = memories.READ_LATENCY (4),
-L = OutputStage.LATENCY (5) and shifts in registered steps of three amount bits
+L = OutputStage.LATENCY (6) and shifts in registered steps of three amount bits
 (``pipe.shift_stages``: two for BiasAdd's 6-bit amounts, three for the update's 7-bit ones); every
 stage is a short path for the accelerator's clock::
 
@@ -27,9 +27,9 @@ stage is a short path for the accelerator's clock::
     t+R+2L+9  their difference, the update's exact value, is formed
     t+R+2L+10 the main OutputStage rounds (the random word, requested R+2L+2 cycles after the
               issue, is ready now: RandomLane.LATENCY = 8)
-    t+R+3L+10 the main result is written (t+29)
+    t+R+3L+10 the main result is written (t+32)
 
-so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 30), BiasGrad
+so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 33), BiasGrad
 issuing one element per (output, batch) pair and writing one result per output. The offsets are
 derived below from the units' latencies; a test checks FLUSH against simulation.
 """
@@ -56,12 +56,12 @@ _UPD_BITS = 7  # the update's shift amounts (bits)
 _OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 5
 _VAL_AT = _OPS_AT + shift_edges(_ALIGN_BITS)  # where the other ops' values are formed: t + 7
 _MOM_STAGES = 2  # v >> ms, then v - (v >> ms) + g, between the momentum's two OutputStages
-_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 17
-_UPD_AT = _V_AT + 2 * shift_edges(_UPD_BITS)  # where the update is formed (after its two shifts): t + 23
-_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 24
+_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 19
+_UPD_AT = _V_AT + 2 * shift_edges(_UPD_BITS)  # where the update is formed (after its two shifts): t + 25
+_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 26
 _RNG_DELAY = _MAIN_AT - RandomLane.LATENCY  # the random word is requested this many cycles after the issue
-_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 29
-FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 30
+_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 32
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 33
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 

@@ -23,10 +23,11 @@ Interface::
     saturated : Out(1)                     the rounded value lay outside the output range
     valid_out : Out(1)
 
-Timing: LATENCY = 5 clock edges, one element per cycle, no stall, each stage short enough for the
-accelerator's clock: (1) the shift amounts and the shifters' coarse steps (multiples of 8 bits);
-(2) their fine steps (0..7 bits); (3) the rounding increment (a 32-bit comparison for stochastic);
-(4) the adder; (5) the clamp, which tests the bits above the output's width instead of comparing.
+Timing: LATENCY = 6 clock edges, one element per cycle, no stall, each stage short enough for the
+accelerator's clock: (1) the shift amounts (clamped k, -k); (2) the shifters' coarse steps
+(multiples of 8 bits); (3) their fine steps (0..7 bits); (4) the rounding increment (a 32-bit
+comparison for stochastic); (5) the adder; (6) the clamp, which tests the bits above the output's
+width instead of comparing.
 
 How every k of ``shift_range`` is exact with bounded shifters: the value is extended by 32 zero
 bits, X = value * 2**32 (in_width + 32 bits), and shifted right arithmetically by
@@ -48,7 +49,7 @@ from amaranth.lib.wiring import In, Out
 from ..errors import ConfigError
 from ..fixed.format import MAX_FRAC, MAX_WIDTH, MIN_WIDTH, ROUNDINGS
 from ..fixed.ops import MAX_STOCHASTIC_SHIFT
-from .pipe import stage, valid_chain
+from .pipe import delay, stage, valid_chain
 
 __all__ = ["RoundingMode", "OutputStage", "SHIFT_BITS", "shift_range", "check_shift", "check_widths"]
 
@@ -111,7 +112,7 @@ def check_shift(k: int, in_width: int, out_width: int, rounding: str) -> None:
 class OutputStage(wiring.Component):
     """One element of ``requantize(..., overflow="saturate")`` per cycle (module docstring)."""
 
-    LATENCY = 5  # clock edges from valid to valid_out
+    LATENCY = 6  # clock edges from valid to valid_out
 
     def __init__(self, in_width: int, out_width: int, out_signed: bool = True) -> None:
         check_widths(in_width, out_width, out_signed)
@@ -139,30 +140,31 @@ class OutputStage(wiring.Component):
         valid = valid_chain(m, self.valid, self.LATENCY)
         m.d.comb += self.valid_out.eq(valid[-1])
 
-        # (1) the shift amounts, and both shifters' coarse steps (multiples of 2**fine bits).
+        # (1) the shift amounts (k clamped to the right shifter's reach, -k to the left one's).
         k = self.shift
-        right_amount = Signal(range(w_in + _RANDOM_BITS + 1))
-        left_amount = Signal(range(w_out + 1))
-        m.d.comb += [
-            right_amount.eq(Mux(k > w_in + _RANDOM_BITS, w_in + _RANDOM_BITS, k)),
-            left_amount.eq(Mux(-k > w_out, w_out, -k)),
-        ]
-        wide = Cat(Const(0, _RANDOM_BITS), self.value).as_signed()  # value * 2**32
-        right1 = stage(m, k > 0, 1, "right1")
+        right_amount = stage(m, Mux(k > w_in + _RANDOM_BITS, w_in + _RANDOM_BITS, Mux(k < 0, 0, k)),
+                             range(w_in + _RANDOM_BITS + 1), "right_amount")
+        left_amount = stage(m, Mux(-k > w_out, w_out, Mux(k > 0, 0, -k)), range(w_out + 1), "left_amount")
+        right0 = stage(m, k > 0, 1, "right0")
+        value = stage(m, self.value, signed(w_in), "value0")
+
+        # (2) both shifters' coarse steps (multiples of 2**fine bits).
+        wide = Cat(Const(0, _RANDOM_BITS), value).as_signed()  # value * 2**32
+        right1 = stage(m, right0, 1, "right1")
         coarse_r = stage(m, wide >> (right_amount >> fine << fine), signed(w_in + _RANDOM_BITS), "coarse_r")
-        coarse_l = stage(m, (self.value << (left_amount >> fine << fine))[:base_width].as_signed(), signed(base_width), "coarse_l")
+        coarse_l = stage(m, (value << (left_amount >> fine << fine))[:base_width].as_signed(), signed(base_width), "coarse_l")
         fine_r = stage(m, right_amount[:fine], fine, "fine_r")
         fine_l = stage(m, left_amount[:fine], fine, "fine_l")
-        mode = stage(m, stage(m, self.rounding, RoundingMode, "mode1"), RoundingMode, "mode2")
-        word = stage(m, stage(m, self.random, _RANDOM_BITS, "word1"), _RANDOM_BITS, "word2")
+        mode = delay(m, self.rounding, 3, "mode")
+        word = delay(m, self.random, 3, "word")
 
-        # (2) the fine steps: base, and F, the dropped bits left-aligned (0 if k <= 0).
+        # (3) the fine steps: base, and F, the dropped bits left-aligned (0 if k <= 0).
         shifted = (coarse_r >> fine_r).as_signed()
         left = (coarse_l << fine_l)[:base_width].as_signed()
         base = stage(m, Mux(right1, shifted[_RANDOM_BITS:].as_signed(), left), signed(base_width), "base")
         dropped = stage(m, Mux(right1, shifted[:_RANDOM_BITS], 0), _RANDOM_BITS, "dropped")
 
-        # (3) the rounding increment (a 32-bit comparison for stochastic rounding).
+        # (4) the rounding increment (a 32-bit comparison for stochastic rounding).
         up = Signal()
         with m.Switch(mode):
             with m.Case(RoundingMode.NEAREST):
@@ -174,10 +176,10 @@ class OutputStage(wiring.Component):
         up3 = stage(m, up, 1, "up")
         base3 = stage(m, base, signed(base_width), "base3")
 
-        # (4) the rounded value.
+        # (5) the rounded value.
         rounded = stage(m, base3 + up3, signed(base_width + 1), "rounded")
 
-        # (5) the clamp: the value fits iff its bits above the output's are copies of its sign
+        # (6) the clamp: the value fits iff its bits above the output's are copies of its sign
         # (signed output) or zero (unsigned), which needs no comparator.
         sign = rounded[-1]
         above_bits = rounded[w_out - 1 :] if self.out_signed else rounded[w_out:]

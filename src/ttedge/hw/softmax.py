@@ -46,7 +46,7 @@ g_c = p_c - 2**30 [c == label] goes through an ``OutputStage`` (k = 30 - out_fmt
 format's rounding) and leaves on out_code; the next division starts at the edge where the previous
 one is done. From the edge that takes ``start`` (counted as one) to the cycle where ``done`` is high
 there are ``softmax_row_cycles(C)`` = 1 + C + C + ExpNeg.LATENCY + C * (31 + 1) +
-OutputStage.LATENCY + 1 = 34 C + 20 edges when the logits arrive on the C edges right after start;
+OutputStage.LATENCY + 1 = 34 C + 21 edges when the logits arrive on the C edges right after start;
 each edge without ``in_valid`` during loading adds one.
 
 Storage is registers: C x (in_width + 32 + 21) bits for logits, random words and exponentials.
