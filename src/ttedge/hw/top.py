@@ -45,7 +45,7 @@ from .loss import LossUnit
 from .banks import Banks, memory_roles, plan_banks, role_ops
 from .memories import READ_LATENCY, ClassMemory, image_files
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
-from .pipe import delay, valid_chain
+from .pipe import delay, stage, valid_chain
 from .prior import PriorUnit
 from .requant import SHIFT_BITS, OutputStage
 from .rng import RandomLane
@@ -386,8 +386,12 @@ class Accelerator(wiring.Component):
             i = pl.index
             inc = (mw_en & mw_sat & (w_id == i)) | (sw_en & sw_sat & (s_id == i))
             lanes_sat = sum((e_en[q] & lanes[q].saturated & (ins.c == i)) for q in range(Q))
-            with m.If(inc | (lanes_sat != 0)):
-                m.d.sync += regs[counter].eq(regs[counter] + inc + lanes_sat)
+            # This cycle's saturations reach the counter through a register (the write slots' muxes
+            # and the counter's adder are separate paths): the count is complete the cycle after
+            # the last write, long before the step ends and the host may read or write it.
+            events = stage(m, inc + lanes_sat, range(Q + 2), f"sat_events{i}")
+            with m.If(events != 0):
+                m.d.sync += regs[counter].eq(regs[counter] + events)
             with m.Elif(host_ok & self.host_we & (self.host_addr == mm.register_address(counter))):
                 m.d.sync += regs[counter].eq(self.host_wdata)
 
