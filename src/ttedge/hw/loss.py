@@ -54,6 +54,7 @@ class LossUnit(wiring.Component):
         state = Signal(2)  # 0 idle, 1 waiting for the row's label, 3 row running
         wait = Signal(range(R + 1))  # cycles since the row's label read
         pad = Signal(signed(nb))  # next padding column to zero (C .. M-1)
+        pad_on = Signal()  # pad < M: a padding column remains (kept with pad, so no comparator drives the writes)
         loading = Signal()  # reading the row's logits
         code = Signal(signed(self.in_width))  # a logit, registered as it arrives
         m.d.sync += code.eq(self.da[: self.in_width])
@@ -70,7 +71,7 @@ class LossUnit(wiring.Component):
             m.d.sync += wait.eq(wait + 1)
             with m.If(wait == R):  # the label is on db
                 m.d.comb += unit.start.eq(1)
-                m.d.sync += [state.eq(3), pad.eq(C)]
+                m.d.sync += [state.eq(3), pad.eq(C), pad_on.eq(w.ny > C)]
         with m.Elif(state == 3):
             with m.If(unit.done):
                 with m.If(row == w.nx - 1):
@@ -85,11 +86,11 @@ class LossUnit(wiring.Component):
         m.d.comb += [self.ea_on.eq(loading & (state != 0)), self.eb_on.eq((state == 1) & (wait == 0))]
         m.d.comb += unit.in_valid.eq(valid_chain(m, self.ea_on, R + 1, "logit_valid")[-1])
         # Writes: the unit's gradients, else the padding zeros.
-        padding = (state == 3) & (pad < w.ny) & ~unit.out_valid
+        padding = (state == 3) & pad_on & ~unit.out_valid
         with m.If(unit.out_valid):
             m.d.comb += [self.w_en.eq(1), self.w_addr.eq(base + unit.out_index), self.w_data.eq(unit.out_code),
                          self.w_sat.eq(unit.out_saturated)]
         with m.Elif(padding):
             m.d.comb += [self.w_en.eq(1), self.w_addr.eq(base + pad), self.w_data.eq(0)]
-            m.d.sync += pad.eq(pad + 1)
+            m.d.sync += [pad.eq(pad + 1), pad_on.eq(pad + 1 < w.ny)]
         return m

@@ -379,16 +379,20 @@ class Accelerator(wiring.Component):
         # Saturation counters: one per counted buffer.
         w_id = Mux(op == Op.SGD, ins.a, Mux(op == Op.PRIOR, ins.b, ins.c))
         s_id = Mux(op == Op.LAMBDA, ins.d, ins.c)
+        # Saturations reach the counters through two registers: the write slots' saturated writes
+        # (they come from units across the die), then each counter's events of the cycle (the
+        # destination match), so the slots' muxes, the match and the counter's adder are separate
+        # paths. A count is complete two cycles after the last write, long before the step ends and
+        # the host may read or write it; the instruction (ins) still holds then.
+        main_sat, second_sat = stage(m, mw_en & mw_sat, 1, "sat_main"), stage(m, sw_en & sw_sat, 1, "sat_second")
+        lane_sat = [stage(m, e_en[q] & lanes[q].saturated, 1, f"sat_lane{q}") for q in range(Q)]
         for pl in pls:
             counter = f"sat.{pl.name}"
             if counter not in regs:
                 continue
             i = pl.index
-            inc = (mw_en & mw_sat & (w_id == i)) | (sw_en & sw_sat & (s_id == i))
-            lanes_sat = sum((e_en[q] & lanes[q].saturated & (ins.c == i)) for q in range(Q))
-            # This cycle's saturations reach the counter through a register (the write slots' muxes
-            # and the counter's adder are separate paths): the count is complete the cycle after
-            # the last write, long before the step ends and the host may read or write it.
+            inc = (main_sat & (w_id == i)) | (second_sat & (s_id == i))
+            lanes_sat = sum((lane_sat[q] & (ins.c == i)) for q in range(Q))
             events = stage(m, inc + lanes_sat, range(Q + 2), f"sat_events{i}")
             with m.If(events != 0):
                 m.d.sync += regs[counter].eq(regs[counter] + events)
