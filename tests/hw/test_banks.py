@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ttedge.hw.banks import READ_ROLES, WRITE_ROLES, accesses, bank_images, plan_banks
+from ttedge.hw.banks import READ_ROLES, WRITE_ROLES, accesses, bank_images, bank_pieces, block_depth, plan_banks
+from ttedge.hw.memories import image_files
 from ttedge.hw.config import AcceleratorConfig
 from ttedge.hw.isa import Op, encode_program
 from ttedge.hw.memmap import MemoryMap
@@ -60,6 +61,17 @@ def test_a_buffer_on_several_ports_leaves_its_memory_unbanked() -> None:
         assert any(banks is not None for banks in plan)
 
 
-def test_bank_images_split_a_memory_image() -> None:
-    assert bank_images([1, 2, 3, 4, 5], ((0, 2), (2, 5))) == [[1, 2], [3, 4, 5]]
-    assert bank_images([1, 2], None) == [[1, 2]]
+def test_bank_images_split_a_memory_image_by_bank_and_piece() -> None:
+    assert bank_images([1, 2, 3, 4, 5], ((0, 2), (2, 5)), 4) == [[1, 2], [3, 4, 5]]
+    # pieces of two words, counted from each bank's start
+    assert bank_pieces(((0, 3), (3, 8)), 2) == (((0, 2), (2, 3)), ((3, 5), (5, 7), (7, 8)))
+    assert bank_images(list(range(8)), ((0, 3), (3, 8)), 2) == [[0, 1], [2], [3, 4], [5, 6], [7]]
+    assert bank_images([1, 2], None, 2) == [[1, 2]]
+    assert image_files(1, ((0, 3), (3, 8)), 2) == ["mem1_0_0.hex", "mem1_0_1.hex", "mem1_1_0.hex", "mem1_1_1.hex", "mem1_1_2.hex"]
+    assert image_files(0, None, 2) == ["mem0.hex"]
+
+
+def test_block_depth_is_one_block_rams_words() -> None:
+    """16 Kbit blocks: 16384 x 1 .. 2048 x 9, 1024 x 18, 512 x 36; wider words at depth 512."""
+    assert [block_depth(w) for w in (1, 2, 3, 4, 8, 9, 16, 18, 24, 32, 36, 48, 64)] == \
+        [16384, 8192, 4096, 4096, 2048, 2048, 1024, 1024, 512, 512, 512, 512, 512]

@@ -25,9 +25,9 @@ def test_generate_writes_verilog_images_and_map(tmp_path: Path) -> None:
     for k in range(len(widths)):
         assert f"module ttedge_mem{k} (" in verilog
     images = sorted(p.name for p in tmp_path.glob("mem*.hex"))
-    assert "mem0.hex" in images and "mem2_0.hex" in images
-    for name in images:
-        array = "mem" if "_" not in name else "bank" + name.split("_")[1].split(".")[0]
+    assert "mem0.hex" in images and "mem2_0_0.hex" in images
+    for name in images:  # mem<k>.hex into the array mem, mem<k>_<b>_<p>.hex into p<b>_<p>
+        array = "mem" if "_" not in name else "p" + name[:-4].split("_", 1)[1]
         assert f'$readmemh("{name}", {array});' in verilog
     cycles = json.loads((tmp_path / "cycles.json").read_text())
     assert cycles["step_cycles"] == sum(i["cycles"] for i in cycles["instructions"]) + 3

@@ -48,7 +48,7 @@ def test_banked_memories_on_a_one_by_one_array_are_bit_exact(tmp_path: Path) -> 
     report = verilator_simulate(interp, config, batches, tmp_path)
     assert report.mismatches == []
     assert report.step_cycles == [step_cycles(interp.program, config)] * len(batches)
-    assert any(p.name.endswith("_1.hex") for p in tmp_path.iterdir())
+    assert any(p.name.endswith("_1_0.hex") for p in tmp_path.iterdir())  # bank 1, piece 0
 
 
 @pytest.mark.slow
@@ -118,17 +118,22 @@ def _run_module(tmp_path: Path, verilog: str, main: str) -> subprocess.Completed
     return subprocess.run([str(tmp_path / "obj_dir" / "t")], capture_output=True, text=True)
 
 
-def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path) -> None:
-    """A banked module (words 0-1 in bank 0, 2-4 in bank 1): each enabled port reads and writes the
-    bank its address falls in, from that bank's own image, READ_LATENCY edges after the address; a disabled
-    port claims no bank; a read in the cycle of a write to the same word returns the old word; two
-    enabled ports in one bank stop the simulation."""
-    from ttedge.hw.memories import memory_verilog
+@pytest.mark.parametrize("piece", [None, 2])
+def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path, piece: int | None) -> None:
+    """A banked module (words 0-1 in bank 0, 2-4 in bank 1; in one piece each, or in pieces of two
+    words, bank 1's as 2-3 and 4): each enabled port reads and writes the bank its address falls in,
+    from its pieces' own images, READ_LATENCY edges after the address; a disabled port claims no
+    bank; a read in the cycle of a write to the same word returns the old word; two enabled ports
+    in one bank stop the simulation."""
+    from ttedge.hw.banks import bank_images
+    from ttedge.hw.memories import image_files, memory_verilog
 
-    for name, words in (("b0.hex", (5, -3)), ("b1.hex", (127, -128, 9))):
+    banks = ((0, 2), (2, 5))
+    names = image_files(0, banks, piece or 4)
+    for name, words in zip(names, bank_images([5, -3, 127, -128, 9], banks, piece or 4)):
         (tmp_path / name).write_text("".join(f"{v & 0xFF:02x}\n" for v in words))
-    verilog = memory_verilog("ttedge_mem_t", 8, 5, 3, 2, 2, [str(tmp_path / "b0.hex"), str(tmp_path / "b1.hex")],
-                             banks=((0, 2), (2, 5)))
+    assert len(names) == (3 if piece else 2)
+    verilog = memory_verilog("ttedge_mem_t", 8, 5, 3, 2, 2, [str(tmp_path / n) for n in names], banks=banks, piece=piece)
     main = _LATENCY + r"""
 #include "Vt.h"
 #include <cstdio>

@@ -35,7 +35,8 @@ from .config import AcceleratorConfig
 from .isa import Op
 from .memmap import MemoryMap
 
-__all__ = ["ACCESSES", "READ_ROLES", "WRITE_ROLES", "Banks", "accesses", "memory_roles", "role_ops", "plan_banks", "bank_images"]
+__all__ = ["ACCESSES", "READ_ROLES", "WRITE_ROLES", "BLOCK_BITS", "Banks", "accesses", "memory_roles", "role_ops", "plan_banks",
+           "block_depth", "bank_pieces", "bank_images"]
 
 # (role, slot) per opcode; SGD's momentum roles are added by accesses().
 ACCESSES: Mapping[Op, tuple[tuple[str, str], ...]] = {
@@ -127,6 +128,27 @@ def plan_banks(mm: MemoryMap, words: Sequence[Mapping[str, int]], config: Accele
     return tuple(out)
 
 
-def bank_images(image: Sequence[int], banks: Banks | None) -> list[Sequence[int]]:
-    """A memory's initial words split as its banks hold them (the whole image when unbanked)."""
-    return [image] if banks is None else [image[a:b] for a, b in banks]
+BLOCK_BITS = 16384  # data bits of one block RAM: Lattice ECP5's DP16KD, Xilinx's RAMB18 (parity bits aside)
+_BLOCK_WIDTHS = (1, 2, 4, 9, 18, 36)  # its port widths; 9, 18 and 36 carry 8, 16 and 32 data bits' depth
+
+
+def block_depth(width: int) -> int:
+    """Words of ``width`` bits one block RAM holds in its narrowest fitting shape (16384 x 1 ..
+    1024 x 18, 512 x 36; wider words take several blocks side by side at depth 512): the size of a
+    bank's pieces (:func:`bank_pieces`), a power of two."""
+    fit = next((b for b in _BLOCK_WIDTHS if width <= b), _BLOCK_WIDTHS[-1])
+    return BLOCK_BITS >> (fit.bit_length() - 1)
+
+
+def bank_pieces(banks: Banks, piece: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Each bank's pieces: [start, stop) word ranges of at most ``piece`` words (a power of two),
+    from the bank's start, so that a piece is one block RAM array with registers of its own beside it
+    (``ttedge.hw.memories.memory_verilog``) and a word's piece is its bank offset's high bits."""
+    assert piece > 0 and piece & (piece - 1) == 0
+    return tuple(tuple((s, min(s + piece, hi)) for s in range(lo, hi, piece)) for lo, hi in banks)
+
+
+def bank_images(image: Sequence[int], banks: Banks | None, piece: int) -> list[Sequence[int]]:
+    """A memory's initial words split as its banks' pieces hold them, in bank then piece order
+    (the whole image when unbanked)."""
+    return [image] if banks is None else [image[a:b] for pieces in bank_pieces(banks, piece) for a, b in pieces]

@@ -36,7 +36,7 @@ from .softmax import softmax_row_cycles
 __all__ = ["SEQUENCER", "contract_cycles", "instruction_cycles", "step_cycles", "utilization", "cycles_by_kind"]
 
 SEQUENCER = 3  # fetch, decode and issue cycles of every instruction word
-OUTPUT_LATENCY = RandomLane.LATENCY + OutputStage.LATENCY  # = top.OUTPUT_LATENCY (14), pinned by a test
+OUTPUT_LATENCY = RandomLane.LATENCY + OutputStage.LATENCY  # = top.OUTPUT_LATENCY (23), pinned by a test
 
 
 def _ceil(a: int, b: int) -> int:

@@ -23,7 +23,7 @@ MAC, so tiles start every max(Z, P) cycles (Z = nzhi * nzlo):
 The addresses of an issue are registered before they leave for the memories, the read data are
 registered as they arrive (``memories.READ_LATENCY`` cycles after that), multiplied into a
 register the cycle after, and accumulated the cycle after that: a MAC happens :data:`MAC_LATENCY`
-(7) cycles after its issue.
+(9) cycles after its issue.
 
 Timing of one instruction, from the ``start`` cycle: Q cycles set the y lanes up (a walker shifts
 lane states in), then tile k issues from cycle s_k = Q + 1 + k * max(Z, P); the last row is

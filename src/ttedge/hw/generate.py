@@ -7,8 +7,8 @@ start); :func:`generate` writes, into one folder:
 * ``accelerator.v``: the top level (``amaranth.back.verilog``) and one module per memory, each
   initialized by ``$readmemh`` from its images (so run the vendor flow in this folder);
 * ``program.hex``: the program image, one instruction word per line (hex, ``word_bits`` bits);
-* ``mem<k>.hex``, or ``mem<k>_<b>.hex`` per bank of a banked memory (``ttedge.hw.banks``): each
-  on-chip memory's initial words (hex two's complement, ``width`` bits);
+* ``mem<k>.hex``, or ``mem<k>_<b>_<p>.hex`` per block-RAM-sized piece of a bank of a banked memory
+  (``ttedge.hw.banks``): each on-chip memory's initial words (hex two's complement, ``width`` bits);
 * ``memmap.txt``: the host map and the memories (``MemoryMap.describe``);
 * ``cycles.json``: the cycle model's prediction per instruction, per kind and per step.
 """
@@ -26,7 +26,7 @@ from ..fixed.interpreter import Interpreter
 from ..fixed.program import Program
 from .config import AcceleratorConfig
 from .cycles import cycles_by_kind, instruction_cycles, step_cycles, utilization
-from .banks import Banks, bank_images, plan_banks
+from .banks import Banks, bank_images, block_depth, plan_banks
 from .isa import encode_program
 from .memmap import MemoryMap
 from .memories import image_files
@@ -53,11 +53,12 @@ def _hex(values: list[int], bits: int) -> str:
 
 def write_memory_images(mm: MemoryMap, state: dict[str, np.ndarray], out: Path,
                         banks: Sequence[Banks | None]) -> list[Path]:
-    """Write every memory's ``$readmemh`` images into ``out``: ``mem<k>.hex``, or ``mem<k>_<b>.hex``
-    per bank of a banked memory (``Accelerator.banks``); returns the paths."""
+    """Write every memory's ``$readmemh`` images into ``out``: ``mem<k>.hex``, or ``mem<k>_<b>_<p>.hex``
+    per piece of a bank of a banked memory (``Accelerator.banks``); returns the paths."""
     files = []
     for k, (width, words) in enumerate(zip(mm.widths, mm.images(state))):
-        for name, part in zip(image_files(k, banks[k]), bank_images(words, banks[k])):
+        piece = block_depth(width)
+        for name, part in zip(image_files(k, banks[k], piece), bank_images(words, banks[k], piece)):
             files.append(out / name)
             files[-1].write_text(_hex(list(part), width))
     return files

@@ -1,7 +1,7 @@
 """The loss unit: SoftmaxXentGrad over a batch, row by row, through a :class:`SoftmaxXentUnit`.
 
 For row r of the (B, M) logits (word fields: a = logits, b = labels, c = error, nx = B, ny = M,
-k1 = C classes), with R = ``memories.READ_LATENCY`` (4)::
+k1 = C classes), with R = ``memories.READ_LATENCY`` (6)::
 
     cycle 0          read labels[r] (slot b) and logits[r, 0] (slot a)
     cycles 1..C-1    read logits[r, 1 .. C-1]; each arrives R cycles after its read and is

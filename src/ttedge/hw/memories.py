@@ -1,13 +1,15 @@
 """The on-chip memories: one per width class (``MemoryMap.widths``), with the ports its users need.
 
-Read ports return their data :data:`READ_LATENCY` (4) cycles after the address: a register on
+Read ports return their data :data:`READ_LATENCY` (6) cycles after the address: a register on
 every input (addresses, enables, write data), a second one after the bank decode (a bank's
 address, write enable and data, which then travel to the block RAMs that hold it: a large bank
-spans many, far apart), the block RAM's synchronous read, then a register right at its output. So
-the units' address logic, the bank decode and the distribution to the block RAMs are separate
-paths, and no logic follows a block RAM's slow clock-to-output in the same cycle (the bank and port
-selection come after that register). A write lands :data:`WRITE_DELAY` (2) cycles after the edge it
-is presented at; a read presented with a write to its word still returns the old word. Every
+spans many, far apart), a third per block-RAM-sized piece of the bank (its address, and its write
+enable from the address's high bits: these sit beside their block RAM), the block RAM's synchronous
+read, a register right at its output, and one after the mux of the bank's pieces. So the units'
+address logic, the bank decode, the distribution to the pieces and the gathering of their words
+are separate paths, and no logic follows a block RAM's slow clock-to-output in the same cycle (the
+piece, bank and port selection come after registers). A write lands :data:`WRITE_DELAY` (3) cycles
+after the edge it is presented at; a read presented with a write to its word still returns the old word. Every
 unit that reads memory takes its timing from these constants. The port assignment is static, from
 the roles the class plays anywhere in the program:
 
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING
 from amaranth import Cat, ClockSignal, Elaboratable, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
+from .banks import bank_pieces, block_depth
 from .pipe import delay
 
 if TYPE_CHECKING:
@@ -47,9 +50,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ClassMemory", "READ_LATENCY", "WRITE_DELAY", "image_files", "memory_verilog", "port_counts"]
 
-WRITE_DELAY = 2  # the input and bank registers: a write presented at edge t changes the word at edge t + 2
-READ_LATENCY = WRITE_DELAY + 2  # cycles from a read address to its data on ``ClassMemory.data``
-assert WRITE_DELAY == 2  # the stages memory_verilog writes: <input>_q, then <input>_qq or a bank's registers
+WRITE_DELAY = 3  # the input, bank and piece registers: a write presented at edge t changes the word at edge t + 3
+READ_LATENCY = WRITE_DELAY + 3  # cycles from a read address to its data on ``ClassMemory.data``: the read, two output registers
+assert WRITE_DELAY == 3  # the stages memory_verilog writes: <input>_q, then a bank's registers, then its pieces'
+_OUT_STAGES = READ_LATENCY - WRITE_DELAY - 1  # registers after a block RAM's own output one
 
 
 def port_counts(roles: set[str], p: int, q: int) -> tuple[int, int]:
@@ -126,9 +130,9 @@ class ClassMemory(Elaboratable):
         if self.external is None:
             m.submodules.memory = mem = self.memory
             late = WRITE_DELAY - 1  # the address stages before the port's own register
-            for j, (a, data) in enumerate(zip(raddr, self.data)):  # address stages, the read, the output register
+            for j, (a, data) in enumerate(zip(raddr, self.data)):  # address stages, the read, the output registers
                 port = mem.read_port()
-                m.d.sync += [port.addr.eq(delay(m, a, late, f"raddr{j}")), data.eq(port.data)]
+                m.d.sync += [port.addr.eq(delay(m, a, late, f"raddr{j}")), data.eq(delay(m, port.data, _OUT_STAGES - 1, f"q{j}"))]
             for j, (en, addr, wdata) in enumerate(self.write_ports()):
                 w = mem.write_port()
                 m.d.sync += [w.en.eq(delay(m, en, late, f"we{j}")), w.addr.eq(delay(m, addr, late, f"waddr{j}")),
@@ -161,27 +165,34 @@ class ClassMemory(Elaboratable):
         return m
 
 
-def image_files(memory: int, banks: Banks | None) -> list[str]:
-    """The ``$readmemh`` files of memory ``memory``: ``mem<k>.hex``, or ``mem<k>_<b>.hex`` per bank."""
-    return [f"mem{memory}.hex"] if banks is None else [f"mem{memory}_{b}.hex" for b in range(len(banks))]
+def image_files(memory: int, banks: Banks | None, piece: int) -> list[str]:
+    """The ``$readmemh`` files of memory ``memory``: ``mem<k>.hex``, or ``mem<k>_<b>_<p>.hex`` per
+    piece ``p`` of ``piece`` words of bank ``b`` (``ttedge.hw.banks.bank_pieces``)."""
+    if banks is None:
+        return [f"mem{memory}.hex"]
+    return [f"mem{memory}_{b}_{p}.hex" for b, pieces in enumerate(bank_pieces(banks, piece)) for p in range(len(pieces))]
 
 
 def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int,
-                   init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None) -> str:
+                   init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None,
+                   piece: int | None = None) -> str:
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` read ports of
-    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` four edges before;
-    every input passes two registers before a write lands (:data:`WRITE_DELAY`), so a read
+    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` six edges before;
+    every input passes three registers before a write lands (:data:`WRITE_DELAY`), so a read
     presented with a write to its word returns the old word) and ``writes`` write ports (a later port wins on the same address;
     the accelerator never writes one address twice in a cycle). With
     ``init_files`` the words start from them (``$readmemh``: one hex word a line; one file, or one
-    per bank); without, at whatever the tool gives (zero under Verilator): the host writes the state
-    before a step reads it. With ``blackbox``: the ports only, a ``(* blackbox *)`` stub.
+    per piece of a bank, :func:`image_files`); without, at whatever the tool gives (zero under
+    Verilator): the host writes the state before a step reads it. With ``blackbox``: the ports
+    only, a ``(* blackbox *)`` stub.
 
     With ``banks`` (``ttedge.hw.banks``) the words are split into one array per bank, each with one
     read and one write port: a read port with its ``ren<j>`` input high drives the read address of
     the bank its address falls in, and ``rdata<j>`` comes from the bank it addressed; likewise for
     writes. The banks are planned so that two ports never meet in one bank in a cycle; simulation
-    (not synthesis) stops with ``$fatal`` if they do.
+    (not synthesis) stops with ``$fatal`` if they do. A bank is held in pieces of ``piece`` words
+    (default: one block RAM's, ``ttedge.hw.banks.block_depth`` of ``width``), each an array of its
+    own with its address, write and output registers.
     """
     a, w = addr_bits - 1, width - 1
     ports = ["input wire clk"]
@@ -198,16 +209,24 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
         lines = [*head, f"  reg signed [{w}:0] mem [0:{depth - 1}];"]
         if init_files:
             lines.append(f'  initial $readmemh("{init_files[0]}", mem);')
-        lines += [f"  reg signed [{w}:0] q{j};" for j in range(reads)]
-        lines += [f"  reg [{a}:0] raddr{j}_qq;" for j in range(reads)]
-        lines += [f"  reg we{j}_qq;\n  reg [{a}:0] waddr{j}_qq;\n  reg [{w}:0] wdata{j}_qq;" for j in range(writes)]
+        # the inputs' further stages (<input>_q2 .. up to WRITE_DELAY), the read and its output registers
+        late = [f"_q{k}" if k > 1 else "_q" for k in range(1, WRITE_DELAY + 1)]
+        last = late[-1]
+        lines += [f"  reg signed [{w}:0] {', '.join(f'q{j}_{t}' for t in range(_OUT_STAGES))};" for j in range(reads)]
+        lines += [f"  reg [{a}:0] {', '.join(f'raddr{j}{x}' for x in late[1:])};" for j in range(reads)]
+        lines += [f"  reg {', '.join(f'we{j}{x}' for x in late[1:])};\n  reg [{a}:0] {', '.join(f'waddr{j}{x}' for x in late[1:])};\n"
+                  f"  reg [{w}:0] {', '.join(f'wdata{j}{x}' for x in late[1:])};" for j in range(writes)]
         lines.append("  always @(posedge clk) begin")
-        lines += [f"    raddr{j}_qq <= raddr{j}_q;" for j in range(reads)]
-        lines += [f"    we{j}_qq <= we{j}_q; waddr{j}_qq <= waddr{j}_q; wdata{j}_qq <= wdata{j}_q;" for j in range(writes)]
-        lines += [f"    q{j} <= mem[raddr{j}_qq];\n    rdata{j} <= q{j};" for j in range(reads)]
-        lines += [f"    if (we{j}_qq) mem[waddr{j}_qq] <= wdata{j}_qq;" for j in range(writes)]
+        for x, y in zip(late, late[1:]):
+            lines += [f"    raddr{j}{y} <= raddr{j}{x};" for j in range(reads)]
+            lines += [f"    we{j}{y} <= we{j}{x}; waddr{j}{y} <= waddr{j}{x}; wdata{j}{y} <= wdata{j}{x};" for j in range(writes)]
+        for j in range(reads):
+            outs = [f"mem[raddr{j}{last}]"] + [f"q{j}_{t}" for t in range(_OUT_STAGES)]
+            lines += [f"    {dst} <= {src};" for src, dst in zip(outs, outs[1:] + [f"rdata{j}"])]
+        lines += [f"    if (we{j}{last}) mem[waddr{j}{last}] <= wdata{j}{last};" for j in range(writes)]
         return "\n".join([*lines, "  end", "endmodule", ""])
-    return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, banks), "endmodule", ""])
+    piece = block_depth(width) if piece is None else piece
+    return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, banks, piece), "endmodule", ""])
 
 
 def _input_registers(a: int, w: int, reads: int, writes: int, banked: bool) -> list[str]:
@@ -218,9 +237,11 @@ def _input_registers(a: int, w: int, reads: int, writes: int, banked: bool) -> l
     return lines + ["  always @(posedge clk) begin", *[f"    {name}_q <= {name};" for _, name in regs], "  end"]
 
 
-def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[str], banks: Banks) -> list[str]:
+def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[str], banks: Banks, piece: int) -> list[str]:
     """The arrays and port muxes of a banked :func:`memory_verilog` (its docstring)."""
     sel_bits = max(1, (len(banks) - 1).bit_length())
+    low = piece.bit_length() - 1  # a bank offset's bits within its piece
+    lb = max(1, min(low, a + 1))  # a piece's address bits
 
     def addr(v: int) -> str:  # an address constant, one bit wider so that a bank's end always fits
         return f"{a + 2}'d{v}"
@@ -231,12 +252,11 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
         return " : ".join([f"{h} ? {v}" for h, v in zip(hits, values)] + [default])
 
     lines = []
-    for b, (lo, hi) in enumerate(banks):
+    files = iter(init_files)
+    for b, ((lo, hi), pieces) in enumerate(zip(banks, bank_pieces(banks, piece))):
         rhit = [f"rhit{j}_{b}" for j in range(reads)]
         whit = [f"whit{j}_{b}" for j in range(writes)]
-        lines += [f"  // bank {b}: words {lo} .. {hi - 1}", f"  reg signed [{w}:0] bank{b} [0:{hi - lo - 1}];"]
-        if init_files:
-            lines.append(f'  initial $readmemh("{init_files[b]}", bank{b});')
+        lines += [f"  // bank {b}: words {lo} .. {hi - 1}, in {len(pieces)} piece(s) of up to {piece}"]
         lines += [f"  wire {h} = ren{j}_q && raddr{j}_q >= {addr(lo)} && raddr{j}_q < {addr(hi)};" for j, h in enumerate(rhit)]
         lines += [f"  wire {h} = we{j}_q && waddr{j}_q >= {addr(lo)} && waddr{j}_q < {addr(hi)};" for j, h in enumerate(whit)]
         lines += [
@@ -246,13 +266,37 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
             f"  reg [{a}:0] bank{b}_ra, bank{b}_wa;  // the bank's decoded addresses, write enable and data, registered",
             f"  reg bank{b}_we;",
             f"  reg [{w}:0] bank{b}_wd;",
-            f"  reg signed [{w}:0] q{b}, qq{b};  // the block RAM's output, and its register",
+            f"  reg [{a}:0] bank{b}_s1, bank{b}_s2, bank{b}_s3;  // the piece read: beside its address, output, output register",
+            f"  reg signed [{w}:0] qq{b};  // the word of the piece read, registered after their mux",
             "  always @(posedge clk) begin",
             f"    bank{b}_ra <= ra{b}; bank{b}_wa <= wa{b}; bank{b}_wd <= wd{b}; bank{b}_we <= {' || '.join(whit) or '0'};",
-            f"    q{b} <= bank{b}[bank{b}_ra];",
-            f"    qq{b} <= q{b};",
-            f"    if (bank{b}_we) bank{b}[bank{b}_wa] <= bank{b}_wd;",
+            f"    bank{b}_s1 <= bank{b}_ra >> {low}; bank{b}_s2 <= bank{b}_s1; bank{b}_s3 <= bank{b}_s2;",
+            f"    case (bank{b}_s3)",
+            *[f"      {a + 1}'d{p}: qq{b} <= p{b}_{p}_qq;" for p in range(len(pieces))],
+            f"      default: qq{b} <= p{b}_0_qq;",
+            "    endcase",
             "  end",
+        ]
+        for p, (plo, phi) in enumerate(pieces):
+            n = f"p{b}_{p}"
+            local, wlocal = (f"bank{b}_{x}[{lb - 1}:0]" if low else "1'd0" for x in ("ra", "wa"))
+            lines += [f"  reg signed [{w}:0] {n} [0:{phi - plo - 1}];  // words {plo} .. {phi - 1}"]
+            if init_files:
+                lines.append(f'  initial $readmemh("{next(files)}", {n});')
+            lines += [
+                f"  reg [{lb - 1}:0] {n}_ra, {n}_wa;",
+                f"  reg {n}_we;",
+                f"  reg [{w}:0] {n}_wd;",
+                f"  reg signed [{w}:0] {n}_q, {n}_qq;  // the block RAM's output, and its register",
+                "  always @(posedge clk) begin",
+                f"    {n}_ra <= {local}; {n}_wa <= {wlocal}; {n}_wd <= bank{b}_wd;",
+                f"    {n}_we <= bank{b}_we && (bank{b}_wa >> {low}) == {a + 1}'d{p};",
+                f"    {n}_q <= {n}[{n}_ra];",
+                f"    {n}_qq <= {n}_q;",
+                f"    if ({n}_we) {n}[{n}_wa] <= {n}_wd;",
+                "  end",
+            ]
+        lines += [
             "`ifndef SYNTHESIS",
             "  always @(posedge clk) begin",
             f'    if ({" + ".join(rhit) or "0"} > 1) $fatal(1, "bank {b}: two reads in one cycle");',
@@ -262,9 +306,11 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
         ]
     for j in range(reads):
         which = pick([f"rhit{j}_{b}" for b in range(len(banks))], [f"{sel_bits}'d{b}" for b in range(len(banks))], f"{sel_bits}'d0")
-        lines += [f"  reg [{sel_bits - 1}:0] from{j}, from{j}_q, from{j}_qq;",
-                  f"  always @(posedge clk) begin from{j} <= {which}; from{j}_q <= from{j}; from{j}_qq <= from{j}_q; end",
-                  "  always @* begin", f"    case (from{j}_qq)"]
+        stages = [f"from{j}_{t}" for t in range(READ_LATENCY - 1)]  # the bank read, from the bank registers' edge on
+        moves = " ".join(f"{y} <= {x};" for x, y in zip(stages, stages[1:]))
+        lines += [f"  reg [{sel_bits - 1}:0] {', '.join(stages)};",
+                  f"  always @(posedge clk) begin {stages[0]} <= {which}; {moves} end",
+                  "  always @* begin", f"    case ({stages[-1]})"]
         lines += [f"      {sel_bits}'d{b}: rdata{j} = qq{b};" for b in range(len(banks))]
         lines += [f"      default: rdata{j} = qq0;", "    endcase", "  end"]
     return lines

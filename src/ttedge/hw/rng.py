@@ -13,10 +13,11 @@ Interface (all words 32-bit unsigned)::
 
 Timing: fully pipelined, one request per cycle, no stall. A request presented with ``valid`` high
 before clock edge t appears on ``word`` with ``valid_out`` high after edge t + LATENCY - 1, i.e.
-LATENCY = 2 * ROUNDS = 8 clock edges later. Each pipeline stage holds half a round (two 32-bit
-adders, two XORs and two rotations, which are wiring); the key of the next round is added to ``a``
-in the stage before it, beside ``c + d``, so the longest path is two chained adders (``a + b`` then
-``c + d``). ``word`` is the XOR of two stage registers (one LUT level after the last stage).
+LATENCY = 4 * ROUNDS + 1 = 17 clock edges later. Every stage has at most one 32-bit adder: the
+first adds the first round's key to ``a``; then each quarter round takes four stages, ``a + b``,
+``c + d``, ``a + b``, ``c + d`` (each followed by its XOR and rotation, which is wiring), the next
+round's key being added to ``a`` in the last of them, beside ``c + d``. ``word`` is the XOR of two
+stage registers (one LUT level after the last stage).
 
 Datapath registers have no reset (they carry no state that matters while ``valid_out`` is low);
 only the valid chain resets.
@@ -44,7 +45,7 @@ def _rotl(x: Value, r: int) -> Value:
 class RandomLane(wiring.Component):
     """One random word per cycle, equal to ``ttedge.fixed.rng.random_bits_scalar`` (module docstring)."""
 
-    LATENCY = 2 * ROUNDS  # clock edges from a request (valid) to its word (valid_out)
+    LATENCY = 4 * ROUNDS + 1  # clock edges from a request (valid) to its word (valid_out)
 
     seed: In(32)
     stream: In(32)
@@ -61,22 +62,24 @@ class RandomLane(wiring.Component):
         c = self.step ^ _INIT[2]
         d = self.index ^ _INIT[3]
         valid: Value = self.valid
-        a = (a + _KEYS[0])[:_WORD]  # each round's key is added to a one stage early (see below)
+        state = {"a": a, "b": b, "c": c, "d": d, "valid": valid}
+
+        def step(name: str, **new: Value) -> None:  # one pipeline stage: the values changed, all registered
+            for x, v in state.items():
+                reg = Signal(32 if x != "valid" else 1, name=f"{x}_{name}", reset_less=x != "valid")
+                m.d.sync += reg.eq(new.get(x, v))
+                state[x] = reg
+
+        step("k0", a=(a + _KEYS[0])[:_WORD])
         for r in range(ROUNDS):
             for half in range(2):
                 # The quarter round in two halves; the rotations are (16, 12) then (8, 7).
                 rot_d, rot_b = (16, 12) if half == 0 else (8, 7)
-                a_next = (a + b)[:_WORD]
-                d_next = _rotl(d ^ a_next, rot_d)
-                c_next = (c + d_next)[:_WORD]
-                b_next = _rotl(b ^ c_next, rot_b)
-                if half == 1 and r + 1 < ROUNDS:  # the next round's a + K, beside c + d: two adders deep
-                    a_next = (a_next + _KEYS[r + 1])[:_WORD]
-                regs = [Signal(32, name=f"{x}_r{r}h{half}", reset_less=True) for x in "abcd"]
-                v = Signal(name=f"valid_r{r}h{half}")
-                m.d.sync += [regs[0].eq(a_next), regs[1].eq(b_next), regs[2].eq(c_next), regs[3].eq(d_next)]
-                m.d.sync += v.eq(valid)
-                a, b, c, d = regs
-                valid = v
+                a_next = (state["a"] + state["b"])[:_WORD]
+                step(f"r{r}h{half}a", a=a_next, d=_rotl(state["d"] ^ a_next, rot_d))
+                c_next = (state["c"] + state["d"])[:_WORD]
+                more = {"a": (state["a"] + _KEYS[r + 1])[:_WORD]} if half == 1 and r + 1 < ROUNDS else {}
+                step(f"r{r}h{half}c", c=c_next, b=_rotl(state["b"] ^ c_next, rot_b), **more)
+        b, d, valid = state["b"], state["d"], state["valid"]
         m.d.comb += [self.word.eq(b ^ d), self.valid_out.eq(valid)]
         return m
