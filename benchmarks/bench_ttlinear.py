@@ -121,16 +121,20 @@ def check_agreement(layers: dict[str, nn.Module], x: torch.Tensor, proj: torch.T
 
 def time_interleaved(layers: dict[str, nn.Module], x: torch.Tensor, proj: torch.Tensor,
                      settings: Settings) -> dict[str, list[float]]:
-    """Seconds per fwd+bwd of each layer; rounds alternate the layers so load spikes hit all alike."""
+    """Seconds per fwd+bwd of each layer; rounds alternate the layers so load spikes hit all alike,
+    and each round starts from the next layer, so that none always runs right after the same one
+    (a step right after tensorly-torch's ran 3-10% slower in A/B runs here)."""
     for layer in layers.values():
         for _ in range(settings.warmup):
             fwd_bwd(layer, x, proj)
     times: dict[str, list[float]] = {name: [] for name in layers}
+    names = list(layers)
     start, rounds = time.perf_counter(), 0
     while rounds < settings.repeats or time.perf_counter() - start < settings.min_seconds:
-        for name, layer in layers.items():
+        for k in range(len(names)):
+            name = names[(rounds + k) % len(names)]
             t0 = time.perf_counter()
-            fwd_bwd(layer, x, proj)
+            fwd_bwd(layers[name], x, proj)
             times[name].append(time.perf_counter() - t0)
         rounds += 1
     return times

@@ -99,6 +99,25 @@ def test_merged_plans_equal_dense_product_and_gradients(shape, order, seed) -> N
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
+@settings(max_examples=30, deadline=None)
+@given(grouped_shapes(), st.sampled_from(["rtl", "ltr"]), st.integers(0, 2**31 - 1))
+def test_gradients_of_a_subset_of_inputs(shape, order, seed) -> None:
+    """Only x and the last core need gradients (the first cores frozen, as when fine-tuning): the
+    program computes those, equal to the dense reconstruction's, and no others."""
+    in_modes, out_modes, ranks, batch, groups = shape
+    plan = plan_contraction(in_modes, out_modes, ranks, batch, order, groups=groups)
+    cores = _random_cores(in_modes, out_modes, ranks, seed)
+    frozen = [c.detach() for c in cores[:-1]] + [cores[-1]]
+    g = torch.Generator().manual_seed(seed + 2)
+    x = torch.randn(batch, torch.Size(in_modes).numel(), generator=g, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(batch, torch.Size(out_modes).numel(), generator=g, dtype=torch.float64)
+    got = torch.autograd.grad((tt_apply(x, frozen, plan=plan) * probe).sum(), [x, cores[-1]])
+    want = torch.autograd.grad(((x @ to_dense(frozen).T) * probe).sum(), [x, cores[-1]])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert all(c.grad is None for c in cores)
+
+
 @settings(max_examples=40, deadline=None)
 @given(tt_shapes())
 def test_auto_plan_is_the_cheapest_and_never_dense(shape) -> None:

@@ -99,11 +99,11 @@ class _MergeOp:
 
 @dataclass(frozen=True, eq=False)
 class _Program:
-    """A plan as tt_apply runs it: its steps as _Ops, its merges as _MergeOps (per swept core, in
-    order), and whether plain autograd may run it (see ``_plain``). Made once per plan; passed to
-    the autograd node so that forward and backward need not look it up again (hashing a plan costs
-    several microseconds) and do no shape arithmetic per call: at batch 1 the Python around the
-    products is a large part of a step."""
+    """A plan as tt_apply runs it: its steps (_Op), its merges (_MergeOp, per swept core, in order),
+    and the straight-line Python that runs them (:func:`_compile`). Made once per plan; passed to
+    the autograd node so that forward and backward look nothing up (hashing a plan costs several
+    microseconds), do no shape arithmetic and take no branch per call: at batch 1 the Python around
+    the products is a large part of a step."""
 
     order: Order
     groups: tuple[tuple[int, int], ...]
@@ -111,9 +111,13 @@ class _Program:
     merges: tuple[tuple[_MergeOp, ...], ...]
     matrix: tuple[bool, ...]  # per swept core: a merge kept as the (out, contract) matrix an rtl sweep
     # multiplies (the same memory as its core layout), so no core_matrix is needed; else core layout
+    shapes: tuple[tuple[int, ...], ...]  # the cores'
     plain: bool
     batch: int
     out_features: int
+    source: str = ""  # the generated functions, for reading (set by _program)
+    forward: Any = None  # (x, bias, cores) -> (y, saved); with ``plain``: (x, cores) -> y in autograd ops
+    backward: Any = None  # (grad, saved, needs) -> (grad_x, *grad_cores)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -143,45 +147,58 @@ def _program(plan: ContractionPlan, n: tuple[int, ...], m: tuple[int, ...], rank
         shape = (ra * mm * mk, nn * nk * rn) if mg.core == b - 1 and matrix[mg.group] else (ra, mm * mk, nn * nk, rn)
         merges[mg.group].append(_MergeOp(mg.core, mg.left, mg.rank, mg.right, nk * rn, _swap_rows(ra * mm, nn, mk),
                                          _swap_rows(ra * mm, mk, nn), shape))
-    return _Program(plan.order, plan.groups, tuple(ops), tuple(tuple(g) for g in merges), matrix, plain,
+    prog = _Program(plan.order, plan.groups, tuple(ops), tuple(tuple(g) for g in merges), matrix, tuple(shapes), plain,
                     plan.batch, prod(m))
+    source, names = _compile(prog)
+    space: dict[str, Any] = {"mm": torch.mm, "addmm": torch.addmm, "bmm": torch.bmm, "tensordot": torch.tensordot,
+                             "core_matrix": core_matrix, "core_from_matrix": core_from_matrix, **names}
+    exec(compile(source, f"<tt program {plan.order} {plan.groups} batch {plan.batch}>", "exec"), space)
+    object.__setattr__(prog, "source", source)
+    object.__setattr__(prog, "forward", space["forward"])
+    object.__setattr__(prog, "backward", space.get("backward"))
+    return prog
 
 
-def _operand(kind: int, t: torch.Tensor, rows: int, inner: int, cols: int) -> torch.Tensor:
+# The products of a step, as source (the straight-line functions _compile writes). A step of a
+# (rows, contract, cols) state multiplies G (out, contract): with one column or one row it is a
+# single plain GEMM on a 2-D view of the state; else see the note at _LARGE_CORE.
+
+def _operand(kind: int, t: str, rows: int, inner: int, cols: int) -> str:
     """t, (rows, inner, cols) entries, as a step of this kind multiplies it: (rows, inner) for
     _COLS1, (inner, cols) for _ROWS1, else (rows, inner, cols); a view unless t is strided."""
     if kind == _COLS1:
-        return t.reshape(rows, inner)
+        return f"{t}.reshape({rows}, {inner})"
     if kind == _ROWS1:
-        return t.reshape(inner, cols)
-    return t.reshape(rows, inner, cols)
+        return f"{t}.reshape({inner}, {cols})"
+    return f"{t}.reshape({rows}, {inner}, {cols})"
 
 
-def _product(kind: int, g: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """G (out, contract) applied to the operand s of a (rows, contract, cols) state (see
-    :func:`_operand`): (rows, out, cols) entries, (rows, out) for _COLS1 and (out, cols) for
-    _ROWS1. A ``bias`` (out, cols), given for a one-row last step (batch 1), is added by the GEMM."""
+def _product(kind: int, g: str, s: str, rows: int, inner: int, cols: int, back: bool = False,
+             bias: str | None = None) -> str:
+    """The matrix ``g`` (G, or with ``back`` G^T, of ``inner`` columns either way) applied to the
+    operand ``s`` of a (rows, inner, cols) state (see :func:`_operand`): (rows, its rows, cols)
+    entries, 2-D for _COLS1 and _ROWS1. A ``bias`` (its rows, cols), given for a one-row last step
+    (batch 1), is added by the GEMM."""
+    g, gt = (f"{g}.t()", g) if back else (g, f"{g}.t()")
     if kind == _COLS1:
-        return torch.mm(s, g.t())
+        return f"mm({s}, {gt})"
     if kind == _ROWS1:
-        return torch.mm(g, s) if bias is None else torch.addmm(bias, g, s)
-    if kind == _FOLD:
-        rows, contract, cols = s.shape
-        folded = s.transpose(1, 2).reshape(rows * cols, contract)  # (rows * cols, contract), a copy
-        return torch.mm(folded, g.t()).view(rows, cols, -1).transpose(1, 2)  # (rows, out, cols), strided
-    return torch.bmm(g.expand(s.shape[0], *g.shape), s)
+        return f"mm({g}, {s})" if bias is None else f"addmm({bias}, {g}, {s})"
+    if kind == _FOLD:  # (rows * cols, inner), a copy, through one GEMM; (rows, out, cols) strided
+        return f"mm({s}.transpose(1, 2).reshape({rows * cols}, {inner}), {gt}).view({rows}, {cols}, -1).transpose(1, 2)"
+    return f"bmm({g}.expand({rows}, -1, -1), {s})"
 
 
-def _outer_sum(outer: int, e: torch.Tensor, s: torch.Tensor, kind: int) -> torch.Tensor:
+def _outer_sum(outer: int, kind: int, e: str, s: str) -> str:
     """sum_{r, c} e[r, :, c] s[r, :, c]^T, from the operands (see :func:`_operand`) of e
     (rows, out, cols) and s (rows, contract, cols): the (out, contract) core gradient."""
     if kind == _COLS1:
-        return torch.mm(e.t(), s)
+        return f"mm({e}.t(), {s})"
     if kind == _ROWS1:
-        return torch.mm(e, s.t())
+        return f"mm({e}, {s}.t())"
     if outer == 1:
-        return torch.bmm(e, s.transpose(1, 2)).sum(0)
-    return torch.tensordot(e, s, dims=([0, 2], [0, 2]))
+        return f"bmm({e}, {s}.transpose(1, 2)).sum(0)"
+    return f"tensordot({e}, {s}, dims=([0, 2], [0, 2]))"
 
 
 @functools.lru_cache(maxsize=256)
@@ -193,41 +210,97 @@ def _swap_rows(a: int, b: int, c: int) -> torch.Tensor:
     return torch.arange(a * b * c).view(a, b, c).transpose(1, 2).reshape(-1)
 
 
-def _merge(p: torch.Tensor, core: torch.Tensor, mg: _MergeOp) -> torch.Tensor:
-    """Partial (r_a, M, N, r_k) times core k (r_k, m_k, n_k, r_{k+1}): one matrix product
-    (r_a M N, r_k) @ (r_k, m_k n_k r_{k+1}), its modes then interleaved into core layout
-    (r_a, M m_k, N n_k, r_{k+1})."""
-    q = torch.mm(p.reshape(mg.left, mg.rank), core.reshape(mg.rank, mg.right))  # (r_a M, N, m_k, n_k r_{k+1})
-    return q.view(-1, mg.row).index_select(0, mg.forward).view(mg.shape)
+def _compile(prog: _Program) -> tuple[str, dict[str, torch.Tensor]]:
+    """Python source of ``forward`` and ``backward`` for ``prog``, every shape a constant, and the
+    row orders it gathers by (names in the source).
 
+    forward(x, bias, cores): each group's merges (partial @ core, then a row gather into core
+    layout, :class:`_MergeOp`), then the steps; returns y (batch, M) and what backward needs: the
+    state entering each step, the cores, every merge's product (the merged cores and, for runs of
+    three or more, the partial products before them). The plan's saved_elements counts exactly
+    these. backward(grad, saved, needs): the steps in reverse (module docstring); a merged core's
+    gradient goes back through its merges, each a row gather and two GEMMs; ``needs`` is the
+    autograd node's needs_input_grad (x, bias, prog, *cores).
 
-def _merge_backward(partials: Sequence[torch.Tensor], cores: Sequence[torch.Tensor], merges: tuple[_MergeOp, ...],
-                    grad: torch.Tensor, out: list[torch.Tensor | None], first: int) -> None:
-    """Gradients of a group's cores (``first`` and the merges' cores) from the gradient of their
-    merged core, written into ``out``; ``partials`` are the group's first core and each merge's
-    product, as forward made them."""
-    dp = grad
-    for j in range(len(merges) - 1, -1, -1):
-        mg, core = merges[j], cores[merges[j].core]
-        dq = dp.reshape(-1, mg.row).index_select(0, mg.backward).view(mg.left, mg.right)  # (r_a M N, m_k n_k r_{k+1})
-        out[mg.core] = torch.mm(partials[j].reshape(mg.left, mg.rank).t(), dq).view(core.shape)
-        dp = torch.mm(dq, core.reshape(mg.rank, mg.right).t())  # (r_a M N, r_k): the partial before
-    out[first] = dp.view(cores[first].shape)
-
-
-def _plain(x: torch.Tensor, ops: tuple[_Op, ...], cores: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The sweep as ordinary autograd operations, for rtl plans without merges whose products
-    autograd differentiates as _TTContract would (no folded or tensordot steps).
-
-    Every core matrix is then a view of its core and every product a single mm / bmm, so autograd
-    saves exactly what _TTContract saves: the state entering each step (the views of the cores
-    share the parameters' storage). At batch 1 this saves the custom Function's Python forward and
-    backward, about a third of a step of the MNIST layer.
+    With ``plain`` (rtl, no merges, no folded or tensordot steps) only forward(x, cores), in plain
+    autograd operations: every core matrix is a view of its core and every product one mm / bmm,
+    so autograd saves exactly what the node would (the state entering each step); at batch 1 this
+    saves the node's own overhead, about a third of a step of the MNIST layer.
     """
-    t = x
-    for op in ops:
-        t = _product(op.kind, cores[op.core].reshape(op.out, op.contract), _operand(op.kind, t, op.rows, op.contract, op.cols))
-    return t
+    ncores = len(prog.shapes)
+    cores = [f"c{k}" for k in range(ncores)]
+    names: dict[str, torch.Tensor] = {}
+    out = []
+    unpack = f"    {', '.join(cores)}, = cores"
+    last = prog.ops[-1]
+    if prog.plain:
+        out += ["def forward(x, cores):", unpack, "    t = x"]
+        for op in prog.ops:
+            g = f"c{op.core}.reshape({op.out}, {op.contract})"
+            out.append(f"    t = {_product(op.kind, g, _operand(op.kind, 't', op.rows, op.contract, op.cols), op.rows, op.contract, op.cols)}")
+        out.append(f"    return t.reshape({prog.batch}, {prog.out_features})")
+        return "\n".join(out) + "\n", names
+
+    # forward: the swept cores (w<g>), kept merge products (k<g>_<j>), states (s<i>)
+    out += ["def forward(x, bias, cores):", unpack]
+    swept, partials, kept = [], [], []
+    for gi, ((a, _), merges, matrix) in enumerate(zip(prog.groups, prog.merges, prog.matrix)):
+        p, chain = f"c{a}", [f"c{a}"]
+        for j, mg in enumerate(merges):
+            names[f"_f{gi}_{j}"], names[f"_b{gi}_{j}"] = mg.forward, mg.backward
+            q = f"mm({p}.reshape({mg.left}, {mg.rank}), c{mg.core}.reshape({mg.rank}, {mg.right}))"
+            out.append(f"    k{gi}_{j} = {q}.view(-1, {mg.row}).index_select(0, _f{gi}_{j}).view{mg.shape}")
+            p = f"k{gi}_{j}"
+            chain.append(p)
+            kept.append(p)
+        partials.append(chain)
+        swept.append(p if matrix else f"w{gi}")
+    matrices = [f"    w{gi} = core_matrix({chain[-1]}, {prog.order!r})" for gi, chain in enumerate(partials) if not prog.matrix[gi]]
+    out += matrices
+    t = "x"
+    for i, op in enumerate(prog.ops):
+        out.append(f"    s{i} = {_operand(op.kind, t, op.rows, op.contract, op.cols)}")
+        product = _product(op.kind, swept[op.core], f"s{i}", op.rows, op.contract, op.cols)
+        if op is last and op.kind == _ROWS1:  # the bias, if any, added by the last GEMM
+            fused = _product(op.kind, swept[op.core], f"s{i}", op.rows, op.contract, op.cols, bias=f"bias.view({op.out}, {op.cols})")
+            out.append(f"    t = {product} if bias is None else {fused}")
+        else:
+            out.append(f"    t = {product}")
+        t = "t"
+    out.append(f"    y = t.reshape({prog.batch}, {prog.out_features})")
+    if last.kind != _ROWS1:
+        out.append("    if bias is not None:\n        y = y.add_(bias)  # a fresh tensor, saved by nobody")
+    saved = [f"s{i}" for i in range(len(prog.ops))] + cores + kept
+    out.append(f"    return y, ({', '.join(saved)},)")
+
+    # backward
+    out += ["", "def backward(grad, saved, needs):", f"    {', '.join(saved)}, = saved",
+            f"    {' = '.join(f'd{k}' for k in range(ncores))} = None", *matrices, "    e = grad"]
+    for i in range(len(prog.ops) - 1, -1, -1):
+        op = prog.ops[i]
+        a, b = op.grads
+        g, matrix = swept[op.core], prog.matrix[op.core]
+        out.append(f"    e = {_operand(op.kind, 'e', op.rows, op.out, op.cols)}")
+        out.append(f"    if {' or '.join(f'needs[{3 + k}]' for k in range(a, b))}:")
+        dg = _outer_sum(op.outer, op.kind, "e", f"s{i}")
+        chain = partials[op.core]
+        if not matrix:
+            shape = prog.shapes[a] if b - a == 1 else prog.merges[op.core][-1].shape
+            dg = f"core_from_matrix({dg}, {shape}, {prog.order!r})"
+        if b - a == 1:
+            out.append(f"        d{a} = {dg}")
+        else:
+            out.append(f"        dp = {dg}")
+            for j in range(len(prog.merges[op.core]) - 1, -1, -1):
+                mg = prog.merges[op.core][j]
+                out += [f"        dq = dp.reshape(-1, {mg.row}).index_select(0, _b{op.core}_{j}).view({mg.left}, {mg.right})",
+                        f"        d{mg.core} = mm({chain[j]}.reshape({mg.left}, {mg.rank}).t(), dq).view{prog.shapes[mg.core]}",
+                        f"        dp = mm(dq, c{mg.core}.reshape({mg.rank}, {mg.right}).t())  # the partial before"]
+            out.append(f"        d{a} = dp.view{prog.shapes[a]}")
+        back = f"e = {_product(op.kind, g, 'e', op.rows, op.out, op.cols, back=True)}  # the error entering the step"
+        out.append(f"    {back}" if i > 0 else f"    if needs[0]:\n        {back}")
+    out.append(f"    return (e if needs[0] else None), {', '.join(f'd{k}' for k in range(ncores))}")
+    return "\n".join(out) + "\n", names
 
 
 class _TTContract(torch.autograd.Function):
@@ -236,65 +309,20 @@ class _TTContract(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor | None, prog: _Program,
                 *cores: torch.Tensor) -> torch.Tensor:
-        # Kept for backward: the state entering each step and every merge's product (the merged
-        # cores and, for runs of three or more, the partial products before them); the plan's
-        # saved_elements counts exactly these.
-        order, kept, mats = prog.order, [], []
-        for (a, _), merges, matrix in zip(prog.groups, prog.merges, prog.matrix):
-            p = cores[a]
-            for mg in merges:
-                p = _merge(p, cores[mg.core], mg)
-                kept.append(p)
-            mats.append(p if matrix else core_matrix(p, order))
-        states, t, last = [], x, prog.ops[-1]
-        fused = bias is not None and last.kind == _ROWS1
-        for op in prog.ops:
-            s = _operand(op.kind, t, op.rows, op.contract, op.cols)
-            states.append(s)
-            t = _product(op.kind, mats[op.core], s, bias.view(op.out, op.cols) if fused and op is last else None)
-        y = t.reshape(prog.batch, prog.out_features)
-        if bias is not None and not fused:
-            y = y.add_(bias)  # a fresh tensor, saved by nobody
+        y, saved = prog.forward(x, bias, cores)
         ctx.prog, ctx.x_shape = prog, x.shape
-        ctx.save_for_backward(*states, *cores, *kept)
+        ctx.save_for_backward(*saved)
         return y
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         prog: _Program = ctx.prog
-        order, ops = prog.order, prog.ops
-        saved = ctx.saved_tensors
-        nsteps, ncores = len(ops), prog.groups[-1][1]
-        states, cores = saved[:nsteps], saved[nsteps:nsteps + ncores]
-        partials, at = [], nsteps + ncores  # per swept core: its first core, then each merge's product
-        for (a, _), merges in zip(prog.groups, prog.merges):
-            partials.append((cores[a], *saved[at:at + len(merges)]))
-            at += len(merges)
         needs = ctx.needs_input_grad  # x, bias, prog, *cores
-        grad_cores: list[torch.Tensor | None] = [None] * ncores
-        e = grad
-        for i in range(nsteps - 1, -1, -1):
-            op = ops[i]
-            a, b = op.grads
-            swept = partials[op.core][-1]
-            matrix = prog.matrix[op.core]
-            g = swept if matrix else core_matrix(swept, order)
-            e = _operand(op.kind, e, op.rows, op.out, op.cols)
-            if True in needs[3 + a : 3 + b]:
-                dg = _outer_sum(op.outer, e, states[i], op.kind)
-                if not matrix:
-                    dg = core_from_matrix(dg, swept.shape, order)
-                if b - a == 1:
-                    grad_cores[a] = dg
-                else:
-                    _merge_backward(partials[op.core], cores, prog.merges[op.core], dg, grad_cores, a)
-            if i > 0 or needs[0]:
-                e = _product(op.kind, g.t(), e)  # the error entering this step, (rows, contract, cols) entries
-        grad_x = e.reshape(ctx.x_shape) if needs[0] else None
+        grad_x, *grad_cores = prog.backward(grad, ctx.saved_tensors, needs)
         grad_bias = None
         if needs[1]:
             grad_bias = grad.reshape(prog.out_features) if prog.batch == 1 else grad.reshape(prog.batch, -1).sum(0)
-        return (grad_x, grad_bias, None, *grad_cores)
+        return (None if grad_x is None else grad_x.reshape(ctx.x_shape), grad_bias, None, *grad_cores)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -337,7 +365,7 @@ def tt_apply(
         raise ShapeError(f"bias has shape {list(bias.shape)} but the TT matrix has {n_out} outputs; "
                          f"give a bias of shape [{n_out}].")
     if prog.plain:
-        y = _plain(x.contiguous(), prog.ops, cores).reshape(*lead, n_out)  # (rows, out, cols) of the last step
+        y = prog.forward(x.contiguous(), cores).reshape(*lead, n_out)
         return y if bias is None else y + bias
     y = _TTContract.apply(x.contiguous(), bias, prog, *cores)  # (batch, M)
     return y if len(lead) == 1 else y.view(*lead, n_out)
