@@ -140,17 +140,16 @@ class OutputStage(wiring.Component):
         valid = valid_chain(m, self.valid, self.LATENCY)
         m.d.comb += self.valid_out.eq(valid[-1])
 
-        # (1) the shift amounts (k clamped to the right shifter's reach, -k to the left one's).
+        # (1) the shift amounts (k clamped to the right shifter's reach, -k to the left one's; the
+        # side the sign of k does not pick is discarded in (3), so neither is clamped at 0).
         k = self.shift
-        right_amount = stage(m, Mux(k > w_in + _RANDOM_BITS, w_in + _RANDOM_BITS, Mux(k < 0, 0, k)),
-                             range(w_in + _RANDOM_BITS + 1), "right_amount")
-        left_amount = stage(m, Mux(-k > w_out, w_out, Mux(k > 0, 0, -k)), range(w_out + 1), "left_amount")
-        right0 = stage(m, k > 0, 1, "right0")
+        right_amount = stage(m, Mux(k > w_in + _RANDOM_BITS, w_in + _RANDOM_BITS, k), range(w_in + _RANDOM_BITS + 1), "right_amount")
+        left_amount = stage(m, Mux(-k > w_out, w_out, -k), range(w_out + 1), "left_amount")
+        right1 = delay(m, k > 0, 2, "right")  # beside the amounts, then beside the coarse steps
         value = stage(m, self.value, signed(w_in), "value0")
 
         # (2) both shifters' coarse steps (multiples of 2**fine bits).
         wide = Cat(Const(0, _RANDOM_BITS), value).as_signed()  # value * 2**32
-        right1 = stage(m, right0, 1, "right1")
         coarse_r = stage(m, wide >> (right_amount >> fine << fine), signed(w_in + _RANDOM_BITS), "coarse_r")
         coarse_l = stage(m, (value << (left_amount >> fine << fine))[:base_width].as_signed(), signed(base_width), "coarse_l")
         fine_r = stage(m, right_amount[:fine], fine, "fine_r")

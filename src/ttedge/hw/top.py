@@ -51,14 +51,13 @@ from .requant import SHIFT_BITS, OutputStage
 from .rng import RandomLane
 from .scale import FRAC_BITS, TRACK_DELAY, TRACK_REGS, MaxAbs, ScaleUnit
 
-__all__ = ["Accelerator", "OUTPUT_LATENCY", "HOST_READ_LATENCY", "BUSY_DELAY", "WAIT"]
+__all__ = ["Accelerator", "OUTPUT_LATENCY", "HOST_READ_LATENCY", "WAIT"]
 
 OUTPUT_LATENCY = RandomLane.LATENCY + OutputStage.LATENCY  # engine drain -> memory write, cycles
 # The sequencer sees the running unit's busy through a register (the units sit far from it on a large
-# device), so an instruction waits at least that long after its unit's busy falls; and at least
+# device), so an instruction waits at least that one cycle after its unit's busy falls; and at least
 # scale.TRACK_DELAY, for the unit's last write to be in its buffer's max |code|.
-BUSY_DELAY = 1
-WAIT = max(BUSY_DELAY, TRACK_DELAY)  # cycles from a unit's busy falling to its instruction's end
+WAIT = max(1, TRACK_DELAY)  # cycles from a unit's busy falling to its instruction's end
 HOST_READ_LATENCY = READ_LATENCY  # edges from host_re to the word on host_rdata
 
 
@@ -376,9 +375,19 @@ class Accelerator(wiring.Component):
                     gt.d.comb += pu.dd.eq(cm.data[3])
         gt.d.comb += [pu.da.eq(ew.da), pu.db.eq(ew.db), pu.dc.eq(ew.dc)]
 
-        # Saturation counters: one per counted buffer.
-        w_id = Mux(op == Op.SGD, ins.a, Mux(op == Op.PRIOR, ins.b, ins.c))
-        s_id = Mux(op == Op.LAMBDA, ins.d, ins.c)
+        decoding = Signal()  # the decode phase: the fetched word is loaded into ins
+        # Saturation counters: one per counted buffer. Which buffers the instruction's write slots
+        # and engine lanes write is decided as its word is decoded: one flag per buffer and slot,
+        # so that a counter's event and a maximum's load see one flag, not the id muxes and compares.
+        f_w_id = Mux(fetched.op == Op.SGD, fetched.a, Mux(fetched.op == Op.PRIOR, fetched.b, fetched.c))
+        f_s_id = Mux(fetched.op == Op.LAMBDA, fetched.d, fetched.c)
+        writes_to: dict[int, tuple[Signal, Signal, Signal]] = {}  # buffer -> (main slot, second slot, engine lanes)
+        for pl in pls:
+            if f"sat.{pl.name}" in regs or pl.buffer.dynamic:
+                flags = tuple(Signal(name=f"{x}_is{pl.index}") for x in ("w", "s", "c"))
+                with m.If(decoding):
+                    m.d.sync += [flags[0].eq(f_w_id == pl.index), flags[1].eq(f_s_id == pl.index), flags[2].eq(fetched.c == pl.index)]
+                writes_to[pl.index] = flags
         # Saturations reach the counters through two registers: the write slots' saturated writes
         # (they come from units across the die), then each counter's events of the cycle (the
         # destination match), so the slots' muxes, the match and the counter's adder are separate
@@ -390,10 +399,10 @@ class Accelerator(wiring.Component):
             counter = f"sat.{pl.name}"
             if counter not in regs:
                 continue
-            i = pl.index
-            inc = (main_sat & (w_id == i)) | (second_sat & (s_id == i))
-            lanes_sat = sum((lane_sat[q] & (ins.c == i)) for q in range(Q))
-            events = stage(m, inc + lanes_sat, range(Q + 2), f"sat_events{i}")
+            w_is, s_is, c_is = writes_to[pl.index]
+            inc = (main_sat & w_is) | (second_sat & s_is)
+            lanes_sat = sum((lane_sat[q] & c_is) for q in range(Q))
+            events = stage(m, inc + lanes_sat, range(Q + 2), f"sat_events{pl.index}")
             with m.If(events != 0):
                 m.d.sync += regs[counter].eq(regs[counter] + events)
             with m.Elif(host_ok & self.host_we & (self.host_addr == mm.register_address(counter))):
@@ -417,14 +426,12 @@ class Accelerator(wiring.Component):
                 maxabs[wd].append(mx)
         maxregs = {pl.index: Signal(pl.width, name=f"max_{pl.name.replace('.', '_')}") for pl in dyn}
         finished = Signal()  # the WAIT phase's last cycle (the unit is idle)
-        with m.If(finished):
-            with m.Switch(w_id):
-                for pl in dyn:
-                    with m.Case(pl.index):
-                        best = maxabs[pl.width][0].max
-                        for mx in maxabs[pl.width][1:]:
-                            best = Mux(mx.max > best, mx.max, best)
-                        m.d.sync += maxregs[pl.index].eq(best)
+        for pl in dyn:
+            best = maxabs[pl.width][0].max
+            for mx in maxabs[pl.width][1:]:
+                best = Mux(mx.max > best, mx.max, best)
+            with m.If(finished & writes_to[pl.index][0]):
+                m.d.sync += maxregs[pl.index].eq(best)
         scaling = Signal()  # a ScaleControl's issue cycle
         # The scale unit's result (ScaleUnit.LATENCY = 1 edge later) is written the cycle after: the
         # next instruction's fetch, while ins still holds the ScaleControl and before the next
@@ -432,7 +439,6 @@ class Accelerator(wiring.Component):
         scaled = Signal()
         m.d.sync += scaled.eq(scaling)
         assert ScaleUnit.LATENCY == 1
-        decoding = Signal()  # the decode phase: the fetched word is loaded into ins
         for k, (wd, rule) in enumerate(rules):
             su = m.submodules[f"scale{k}"] = ScaleUnit(wd, rule)
             # The unit's inputs, the state of buffer a, are latched at decode like the fracs: the
@@ -462,7 +468,6 @@ class Accelerator(wiring.Component):
         unit_busy = Mux(op == Op.CONTRACT, eng_busy, Mux(op == Op.SOFTMAX, loss.busy, Mux(is_pu, pu.busy, ew.busy)))
         prior_on = regs["prior.on"] if "prior.on" in regs else Const(1, 1)
         # The instruction ends WAIT cycles after its unit's busy falls, seen through registers only.
-        assert BUSY_DELAY == 1  # the chain's first register
         held = Cat(*valid_chain(m, unit_busy, WAIT, "unit_busy")[1:]).any()
         # The units' start pulses (the issue phase) are registers too, set from the word as it is decoded.
         f_op = fetched.op
@@ -470,9 +475,7 @@ class Accelerator(wiring.Component):
         starts = {"engine": (eng, f_op == Op.CONTRACT), "loss": (loss, f_op == Op.SOFTMAX),
                   "prior": (pu, _is_prior(f_op) & prior_on), "ew": (ew, is_ew)}
         for name, (unit, when) in starts.items():
-            issue = Signal(name=f"start_{name}")
-            m.d.sync += issue.eq(decoding & when)
-            m.d.comb += unit.start.eq(issue)
+            m.d.comb += unit.start.eq(valid_chain(m, decoding & when, 1, f"start_{name}")[-1])
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
             with m.Switch(phase):
