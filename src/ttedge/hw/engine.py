@@ -159,7 +159,10 @@ class ContractionEngine(wiring.Component):
             m.d.sync += [a.eq(b) for a, b in zip(regs, here if t == 0 else carried[t - 1])]
         pend_x0, pend_xo, pend_yo, pend_yf = carried[-1][0], carried[-1][1], carried[-1][2:2 + Q], carried[-1][2 + Q:]
 
-        start_ok = dl <= nz1
+        # The tile-start rule, dl <= nz1, as a flag registered with dl (from dl's next value): the
+        # issue decision, which enables every counter, is then one gate. nz1 holds from two cycles
+        # after start, before the first issue; dl is 0 between instructions, where the rule holds.
+        start_ok = Signal(init=1)
         fire = Signal()
         m.d.comb += fire.eq(issuing & (~z_first | start_ok))
         m.d.sync += self.reading.eq(fire & ~self.start)  # with the registered addresses
@@ -198,9 +201,9 @@ class ContractionEngine(wiring.Component):
                 m.d.sync += [zlo.eq(zlo + 1), zl.eq(zl + w.l_szlo), zr.eq(zr + w.r_szlo), at_zlo.eq(zlo == zlo_pen), z_first.eq(0)]
 
         with m.If(fire & last_z):
-            m.d.sync += dl.eq(D + 1)
+            m.d.sync += [dl.eq(D + 1), start_ok.eq(D + 1 <= nz1)]
         with m.Elif(dl != 0):
-            m.d.sync += dl.eq(dl - 1)
+            m.d.sync += [dl.eq(dl - 1), start_ok.eq(dl <= nz1 + 1)]
 
         # --- MAC stage: the issue's valid, first and last flags delayed MAC_LATENCY cycles, to meet
         # the read data registered on arrival
