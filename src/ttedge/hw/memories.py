@@ -9,7 +9,8 @@ read, a register right at its output, and one after the mux of the bank's pieces
 address logic, the bank decode, the distribution to the pieces and the gathering of their words
 are separate paths, and no logic follows a block RAM's slow clock-to-output in the same cycle (the
 piece, bank and port selection come after registers). A write lands :data:`WRITE_DELAY` (3) cycles
-after the edge it is presented at; a read presented with a write to its word still returns the old word. Every
+after the edge it is presented at; a read presented with a write to its word still returns the old word
+(banked, :func:`memory_verilog`: that case is left undefined, and never happens). Every
 unit that reads memory takes its timing from these constants. The port assignment is static, from
 the roles the class plays anywhere in the program:
 
@@ -70,7 +71,7 @@ class ClassMemory(Elaboratable):
     ``roles``: a subset of {"L", "R", "O", "EA", "EB", "EC", "ED", "V"}; ``addr_bits``: bits of a word address.
     The select inputs say which role reads through the ports this cycle: high only in the cycles
     whose data its unit uses (at most one engine or elementwise instruction runs; with none
-    selected, port 0 follows ``host_addr``, which ``host_sel`` enables while the host owns it).
+    selected, port 0 follows ``host_addr``, which ``host_sel`` enables in the host's read cycles).
     """
 
     def __init__(self, width: int, depth: int, init: list[int], roles: set[str], p: int, q: int, addr_bits: int,
@@ -89,7 +90,7 @@ class ClassMemory(Elaboratable):
         self.l_addr = [A(f"l_addr{i}") for i in range(p)]
         self.r_addr = [A(f"r_addr{i}") for i in range(q)]
         self.ea, self.eb, self.ec, self.ed, self.host_addr = A("ea"), A("eb"), A("ec"), A("ed"), A("host_addr")
-        self.host_sel = Signal(name="host_sel")  # the host owns port 0 (the accelerator is idle)
+        self.host_sel = Signal(name="host_sel")  # the host reads through port 0 (the accelerator is idle)
         self.data = [Signal(signed(width), name=f"data{j}") for j in range(nports)]
         self.w_en, self.w_addr, self.w_data = Signal(), A("w_addr"), Signal(signed(64), name="w_data")
         self.v_en, self.v_addr, self.v_data = Signal(), A("v_addr"), Signal(signed(64), name="v_data")
@@ -179,7 +180,7 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` read ports of
     :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` six edges before;
     every input passes three registers before a write lands (:data:`WRITE_DELAY`), so a read
-    presented with a write to its word returns the old word) and ``writes`` write ports (a later port wins on the same address;
+    presented with a write to its word returns the old word; banked: see below) and ``writes`` write ports (a later port wins on the same address;
     the accelerator never writes one address twice in a cycle). With
     ``init_files`` the words start from them (``$readmemh``: one hex word a line; one file, or one
     per piece of a bank, :func:`image_files`); without, at whatever the tool gives (zero under
@@ -190,7 +191,9 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
     read and one write port: a read port with its ``ren<j>`` input high drives the read address of
     the bank its address falls in, and ``rdata<j>`` comes from the bank it addressed; likewise for
     writes. The banks are planned so that two ports never meet in one bank in a cycle; simulation
-    (not synthesis) stops with ``$fatal`` if they do. A bank is held in pieces of ``piece`` words
+    (not synthesis) stops with ``$fatal`` if they do, or if a bank's word is read and written in one
+    cycle, which the accelerator never does: its block RAMs are marked ``no_rw_check``, so
+    synthesis adds no logic to define that case. A bank is held in pieces of ``piece`` words
     (default: one block RAM's, ``ttedge.hw.banks.block_depth`` of ``width``), each an array of its
     own with its address, write and output registers.
     """
@@ -280,7 +283,9 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
         for p, (plo, phi) in enumerate(pieces):
             n = f"p{b}_{p}"
             local, wlocal = (f"bank{b}_{x}[{lb - 1}:0]" if low else "1'd0" for x in ("ra", "wa"))
-            lines += [f"  reg signed [{w}:0] {n} [0:{phi - plo - 1}];  // words {plo} .. {phi - 1}"]
+            # no_rw_check: no logic for a read and a write of one word in one cycle (simulation
+            # stops on one, below), so the block RAM's output goes straight to its register
+            lines += [f"  (* no_rw_check *) reg signed [{w}:0] {n} [0:{phi - plo - 1}];  // words {plo} .. {phi - 1}"]
             if init_files:
                 lines.append(f'  initial $readmemh("{next(files)}", {n});')
             lines += [
@@ -298,9 +303,12 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
             ]
         lines += [
             "`ifndef SYNTHESIS",
+            f"  reg bank{b}_re;",
             "  always @(posedge clk) begin",
+            f"    bank{b}_re <= {' || '.join(rhit) or '0'};",
             f'    if ({" + ".join(rhit) or "0"} > 1) $fatal(1, "bank {b}: two reads in one cycle");',
             f'    if ({" + ".join(whit) or "0"} > 1) $fatal(1, "bank {b}: two writes in one cycle");',
+            f'    if (bank{b}_re && bank{b}_we && bank{b}_ra == bank{b}_wa) $fatal(1, "bank {b}: a read and a write of one word in one cycle (word %0d of the bank)", bank{b}_ra);',
             "  end",
             "`endif",
         ]

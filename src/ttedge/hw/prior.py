@@ -123,9 +123,9 @@ class PriorUnit(wiring.Component):
                     m.d.sync += [second.eq(1), ca.eq(0), a.eq(0)]
         m.d.comb += [self.ea.eq(e), self.eb.eq(e), self.ed.eq(b)]
         # PriorGrad reads all four slots per element; LambdaUpdate the left core, then the right
-        # one, and its lambdas (c) in the per-rank phase.
+        # one, and each lambda (c) at the start of its rank (ec_on is set below).
         m.d.comb += [self.ea_on.eq(issuing & (prior | ~second)), self.eb_on.eq(issuing & (prior | second)),
-                     self.ec_on.eq(issuing | ranks), self.ed_on.eq(issuing & prior)]
+                     self.ed_on.eq(issuing & prior)]
 
         depth = _WRITE_AT + 1
         valid = [Signal(name=f"valid{t}") for t in range(depth)]
@@ -215,6 +215,8 @@ class PriorUnit(wiring.Component):
                 with m.If(rank == w.nyhi - 1):
                     m.d.sync += ranks.eq(0)
         writing = ranks & (step == LAMBDA_PER_RANK - 1)
+        # lambda[t] is read in its rank's first cycle only: its write, the rank's last, then meets no read of it
+        m.d.comb += self.ec_on.eq((issuing & prior) | (ranks & (step == 0)))
 
         # --- write slots: PriorGrad's gradient, or LambdaUpdate's lambda (main) and precision (second)
         m.d.comb += [

@@ -335,7 +335,7 @@ class Accelerator(wiring.Component):
                 cm.l_sel.eq(eng_on & (ins.am == k)), cm.r_sel.eq(eng_on & (ins.bm == k)),
                 cm.ea_sel.eq(is_ew_run & ea_on & (ins.am == k)), cm.eb_sel.eq(is_ew_run & eb_on & (ins.bm == k)),
                 cm.ec_sel.eq(is_ew_run & ec_on & (ins.cm == k)),
-                cm.ed_sel.eq(is_ew_run & pu.ed_on & (ins.dm == k) & (op == Op.PRIOR)), cm.host_sel.eq(host_ok),
+                cm.ed_sel.eq(is_ew_run & pu.ed_on & (ins.dm == k) & (op == Op.PRIOR)), cm.host_sel.eq(host_ok & self.host_re),
                 cm.ea.eq(Mux(is_pu, pu.ea, Mux(op == Op.SOFTMAX, loss.ea, ew.ea)) + ins.ao),
                 cm.eb.eq(Mux(is_pu, pu.eb, Mux(op == Op.SOFTMAX, loss.eb, ew.eb)) + ins.bo),
                 cm.ec.eq(Mux(is_pu, pu.ec, ew.ec) + ins.co), cm.ed.eq(pu.ed + ins.do), cm.host_addr.eq(host_local),
