@@ -208,8 +208,10 @@ class Accelerator(wiring.Component):
         imem = m.submodules.imem = Memory(shape=unsigned(image.word_bits), depth=len(image.words), init=image.packed())
         iport = imem.read_port()
         # The next word is read ahead, during the issue and wait phases of the current one (pc + 1:
-        # the program has no branches), so that the fetch phase only registers the ROM's output.
-        m.d.comb += iport.addr.eq(Mux(running & phase[1], pc + 1, pc))
+        # the program has no branches), so that the fetch phase only registers the ROM's output;
+        # pc + 1 is a register kept beside pc, so no adder precedes the ROM's address decode.
+        pc_next = Signal.like(pc, init=1, name="pc_next")
+        m.d.comb += iport.addr.eq(Mux(running & phase[1], pc_next, pc))
         op = Signal(4)
         m.d.comb += op.eq(ins.op)
         # The fracs of the instruction's buffers a, b, c, latched with it in the decode phase: they
@@ -487,7 +489,7 @@ class Accelerator(wiring.Component):
                                  fa.eq(frac_of(fetched.a)), fb.eq(frac_of(fetched.b)), fc.eq(frac_of(fetched.c))]
                 with m.Case(2):
                     with m.If(op == Op.END):
-                        m.d.sync += [running.eq(0), done.eq(1), regs["step"].eq(regs["step"] + 1), pc.eq(0)]
+                        m.d.sync += [running.eq(0), done.eq(1), regs["step"].eq(regs["step"] + 1), pc.eq(0), pc_next.eq(1)]
                     with m.Elif((op == Op.SCALE) | (is_pu & ~prior_on)):
                         m.d.comb += scaling.eq(op == Op.SCALE)
                         m.d.comb += advance.eq(1)
@@ -500,11 +502,11 @@ class Accelerator(wiring.Component):
                         m.d.comb += advance.eq(1)
                         m.d.sync += phase.eq(0)
         with m.Elif(self.host_we & (self.host_addr == CTRL) & self.host_wdata[0]):
-            m.d.sync += [running.eq(1), done.eq(0), phase.eq(0), pc.eq(0), cycles.eq(0)]
+            m.d.sync += [running.eq(1), done.eq(0), phase.eq(0), pc.eq(0), pc_next.eq(1), cycles.eq(0)]
 
         # Performance counters: the step's cycle count as each instruction finishes.
         with m.If(advance):
-            m.d.sync += pc.eq(pc + 1)
+            m.d.sync += [pc.eq(pc_next), pc_next.eq(pc_next + 1)]
         prof = m.submodules.profile = Memory(shape=unsigned(32), depth=max(1, len(prog.instructions)), init=[])
         self.profile = prof
         pw, pr = prof.write_port(), prof.read_port()
