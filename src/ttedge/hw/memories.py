@@ -55,6 +55,7 @@ WRITE_DELAY = 3  # the input, bank and piece registers: a write presented at edg
 READ_LATENCY = WRITE_DELAY + 3  # cycles from a read address to its data on ``ClassMemory.data``: the read, two output registers
 assert WRITE_DELAY == 3  # the stages memory_verilog writes: <input>_q, then a bank's registers, then its pieces'
 _OUT_STAGES = READ_LATENCY - WRITE_DELAY - 1  # registers after a block RAM's own output one
+assert _OUT_STAGES == 2  # memory_verilog's banks: a piece's output register, then the one after the pieces' mux
 
 
 def port_counts(roles: set[str], p: int, q: int) -> tuple[int, int]:

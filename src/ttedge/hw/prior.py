@@ -52,8 +52,8 @@ __all__ = ["PriorUnit", "PRIOR_FLUSH", "LAMBDA_DRAIN", "LAMBDA_PER_RANK"]
 
 _W = 64  # bits of the datapath (the reference's int64 codes)
 _T_AT = READ_LATENCY + 4  # PriorGrad: cycle offset (after issue) where T enters OutputStage 1: t + 10
-_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 20
-PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 21
+_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 22
+PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 23
 _HALF = 20  # Pl + Pr (40 bits used) multiplies in two halves
 _SQ_STAGES = 2  # LambdaUpdate: a value registered as it arrives, then its square, then the sum
 LAMBDA_DRAIN = 1 + _SQ_STAGES  # LambdaUpdate: the start cycle and the drain before the ranks

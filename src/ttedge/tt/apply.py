@@ -116,7 +116,7 @@ class _Program:
     batch: int
     out_features: int
     source: str = ""  # the generated functions, for reading (set by _program)
-    forward: Any = None  # (x, bias, cores) -> (y, saved); with ``plain``: (x, cores) -> y in autograd ops
+    forward: Any = None  # (x, bias, cores) -> (y, saved); with ``plain``: (x, cores) -> the last step's output, in autograd ops
     backward: Any = None  # (grad, saved, needs) -> (grad_x, *grad_cores)
 
 
@@ -238,7 +238,7 @@ def _compile(prog: _Program) -> tuple[str, dict[str, torch.Tensor]]:
         for op in prog.ops:
             g = f"c{op.core}.reshape({op.out}, {op.contract})"
             out.append(f"    t = {_product(op.kind, g, _operand(op.kind, 't', op.rows, op.contract, op.cols), op.rows, op.contract, op.cols)}")
-        out.append(f"    return t.reshape({prog.batch}, {prog.out_features})")
+        out.append("    return t  # (rows, out, cols) entries of the last step; tt_apply shapes them")
         return "\n".join(out) + "\n", names
 
     # forward: the swept cores (w<g>), kept merge products (k<g>_<j>), states (s<i>)
