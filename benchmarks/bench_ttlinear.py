@@ -30,7 +30,7 @@ from torch._C._profiler import _EventType, _ProfilerEvent
 from torch.profiler import ProfilerActivity, profile
 from tqdm import tqdm
 
-from ttedge.tt import TTLinear, plan_contraction
+from ttedge.tt import TTLinear, native, plan_contraction
 
 from results_md import RESULTS_MD, write_section  # benchmarks/ is on sys.path when run as a script
 
@@ -221,6 +221,8 @@ def machine_info() -> dict[str, Any]:
         "threads": torch.get_num_threads(), "cpu_count": len(os.sched_getaffinity(0)),
         "cpu_model": names[0] if names else platform.processor() or "unknown",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        # which executor ran ttedge's node programs (`ttedge native` builds the C++ one)
+        "tt_executor": "native" if native.executor() is not None else "python",
     }
 
 
@@ -244,7 +246,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "## TTLinear forward+backward", "",
         f"Measured {m['date']} on {m['cpu_model']}, {m['cpu_count']} cores, {m['threads']} torch "
-        f"threads, torch {m['torch']}.{quick}", "",
+        f"threads, torch {m['torch']}, ttedge's {m.get('tt_executor', 'python')} TT executor.{quick}", "",
         "How measured (details in `benchmarks/README.md`): the three layers hold the same weight and "
         "are checked to agree on outputs and core gradients. A timed step is `zero_grad()`, forward, "
         "loss = sum(y * P) for a fixed random P, backward (no optimizer step, no input gradient). After "

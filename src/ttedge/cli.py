@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                                "skips the stages already done.")
     rp.add_argument("--config", help="TOML config file with [bayes], [fixed], [hw] and [report] sections")
     rp.add_argument("--out", required=True, help="folder for every stage's results and the report")
+    nt = sub.add_parser("native", allow_abbrev=False,
+                        help="build the native (C++) executor of TT contractions, about a minute; without it they run in Python")
+    nt.add_argument("--verbose", action="store_true", help="show the compiler's output")
     r = sub.add_parser("ranks", allow_abbrev=False, help="ranks, parameters, memory and accuracy of a run, before and after pruning")
     r.add_argument("run_dir", metavar="RUN_DIR", help="folder of a finished or interrupted training run")
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -140,6 +143,13 @@ def _cmd_hw(args: argparse.Namespace, overrides: list[str]) -> int:
         for line in rep.mismatches:
             print(f"mismatch: {line}")
     return 0 if result["bit_exact"] else 1
+
+
+def _cmd_native(args: argparse.Namespace, overrides: list[str]) -> int:
+    from .tt import native
+
+    print(f"native TT executor: {native.build(verbose=args.verbose)}")
+    return 0
 
 
 def _cmd_ranks(args: argparse.Namespace, overrides: list[str]) -> int:
@@ -304,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(bad)} (overrides are written --section.key=value)")
     try:
         return {"train": _cmd_train, "memory": _cmd_memory, "ranks": _cmd_ranks, "program": _cmd_program, "report": _cmd_report,
-                "hw": _cmd_hw}[args.command](args, extra)
+                "hw": _cmd_hw, "native": _cmd_native}[args.command](args, extra)
     except TTEdgeError as exc:
         print(f"ttedge: error: {exc}", file=sys.stderr)
         return 2

@@ -23,9 +23,13 @@ import torch
 from ..errors import ShapeError
 from .contract import SETTINGS, ContractionPlan, Order, OrderSetting, checked_plan, plan_contraction
 from .cores import check_cores
+from . import native
 from .modes import prod
 
 __all__ = ["tt_apply", "core_matrix", "core_from_matrix"]
+
+
+_LTR_PERM, _LTR_INV = (1, 3, 0, 2), (2, 0, 3, 1)  # an ltr core's axes as its matrix takes them, and back
 
 
 def core_matrix(core: torch.Tensor, order: Order) -> torch.Tensor:
@@ -34,7 +38,7 @@ def core_matrix(core: torch.Tensor, order: Order) -> torch.Tensor:
     r0, m, n, r1 = core.shape
     if order == "rtl":
         return core.reshape(r0 * m, n * r1)
-    return core.permute(1, 3, 0, 2).reshape(m * r1, r0 * n)
+    return core.permute(*_LTR_PERM).reshape(m * r1, r0 * n)
 
 
 def core_from_matrix(mat: torch.Tensor, shape: torch.Size, order: Order) -> torch.Tensor:
@@ -42,7 +46,7 @@ def core_from_matrix(mat: torch.Tensor, shape: torch.Size, order: Order) -> torc
     r0, m, n, r1 = shape
     if order == "rtl":
         return mat.reshape(r0, m, n, r1)
-    return mat.reshape(m, r1, r0, n).permute(2, 0, 3, 1)
+    return mat.reshape(m, r1, r0, n).permute(*_LTR_INV)
 
 
 # How a step's products run. Measured on the benchmark shapes (benchmarks/README.md): torch.matmul
@@ -115,9 +119,11 @@ class _Program:
     plain: bool
     batch: int
     out_features: int
-    source: str = ""  # the generated functions, for reading (set by _program)
+    listing: Any = None  # its instructions (_Listing; set by _program)
+    source: str = ""  # the generated Python functions, for reading (set by _program)
+    native: int = -1  # its id in the native executor, once registered there (_native_id)
     forward: Any = None  # (x, bias, cores) -> (y, saved); with ``plain``: (x, cores) -> the last step's output, in autograd ops
-    backward: Any = None  # (grad, saved, needs) -> (grad_x, *grad_cores)
+    backward: Any = None  # (grad, saved, needs) -> (grad_x, grad_bias, *grad_cores)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -149,56 +155,123 @@ def _program(plan: ContractionPlan, n: tuple[int, ...], m: tuple[int, ...], rank
                                          _swap_rows(ra * mm, mk, nn), shape))
     prog = _Program(plan.order, plan.groups, tuple(ops), tuple(tuple(g) for g in merges), matrix, tuple(shapes), plain,
                     plan.batch, prod(m))
-    source, names = _compile(prog)
-    space: dict[str, Any] = {"mm": torch.mm, "addmm": torch.addmm, "bmm": torch.bmm, "tensordot": torch.tensordot,
-                             "core_matrix": core_matrix, "core_from_matrix": core_from_matrix, **names}
+    listing = _compile(prog)
+    source = _source(listing)
+    space: dict[str, Any] = {"mm": torch.mm, "addmm": torch.addmm, "bmm": torch.bmm, "tensordot": torch.tensordot, **listing.consts}
     exec(compile(source, f"<tt program {plan.order} {plan.groups} batch {plan.batch}>", "exec"), space)
+    object.__setattr__(prog, "listing", listing)
     object.__setattr__(prog, "source", source)
     object.__setattr__(prog, "forward", space["forward"])
     object.__setattr__(prog, "backward", space.get("backward"))
     return prog
 
 
-# The products of a step, as source (the straight-line functions _compile writes). A step of a
-# (rows, contract, cols) state multiplies G (out, contract): with one column or one row it is a
-# single plain GEMM on a 2-D view of the state; else see the note at _LARGE_CORE.
+# The products of a step, as instructions of a program (_Code). A step of a (rows, contract, cols)
+# state multiplies G (out, contract): with one column or one row it is a single plain GEMM on a 2-D
+# view of the state; else see the note at _LARGE_CORE.
 
-def _operand(kind: int, t: str, rows: int, inner: int, cols: int) -> str:
+@dataclass(frozen=True)
+class _Ins:
+    """One instruction: ``dst = op(*src, *ints)`` on registers named by strings. A block
+    instruction (``if_needs``, ``if_bias``, ``if_nobias``; ``dst`` empty) runs the next ``ints[0]``
+    instructions only when its condition holds: any of the node inputs ``ints[1:]`` needs a
+    gradient (0 x, 1 bias, 2 + k core k), a bias was given, or none was."""
+
+    op: str
+    dst: str
+    src: tuple[str, ...] = ()
+    ints: tuple[int, ...] = ()
+
+
+# op -> Python (what _render writes) and the native executor's opcode (the order of its enum Op)
+_PYTHON = {
+    "reshape": "{0}.reshape({ints})", "t": "{0}.t()", "transpose": "{0}.transpose({ints})",
+    "permute": "{0}.permute({ints})", "expand": "{0}.expand({ints})", "mm": "mm({0}, {1})",
+    "addmm": "addmm({0}, {1}, {2})", "bmm": "bmm({0}, {1})", "gather": "{0}.index_select(0, {1})",
+    "sum0": "{0}.sum(0)", "tensordot02": "tensordot({0}, {1}, dims=([0, 2], [0, 2]))", "add_": "{0}.add_({1})",
+}
+_BLOCKS = ("if_needs", "if_bias", "if_nobias")
+OPCODES = {op: k for k, op in enumerate((*_PYTHON, *_BLOCKS))}
+
+
+class _Code:
+    """A straight-line program being written: instructions and the temporaries they name."""
+
+    def __init__(self) -> None:
+        self.ins: list[_Ins] = []
+        self._temps = 0
+
+    def __call__(self, op: str, *src: str, ints: Sequence[int] = (), dst: str = "") -> str:
+        """Append ``dst = op(*src, *ints)`` (dst a fresh temporary unless named); returns dst."""
+        if not dst:
+            dst, self._temps = f"_{self._temps}", self._temps + 1
+        self.ins.append(_Ins(op, dst, src, tuple(ints)))
+        return dst
+
+    def block(self, op: str, *inputs: int) -> int:
+        """Open a block; close it with :meth:`end` after its body."""
+        self.ins.append(_Ins(op, "", (), (0, *inputs)))
+        return len(self.ins) - 1
+
+    def end(self, at: int) -> None:
+        head = self.ins[at]
+        self.ins[at] = _Ins(head.op, "", (), (len(self.ins) - at - 1, *head.ints[1:]))
+
+
+def _render(code: Sequence[_Ins], indent: str = "    ") -> list[str]:
+    """Python lines of ``code``; blocks become if statements (the node's needs_input_grad has the
+    program at index 2, so core k's flag is needs[3 + k])."""
+    lines, body = [], 0
+    for ins in code:
+        pad = indent * (2 if body else 1)
+        body = max(0, body - 1)
+        if ins.op == "if_needs":
+            lines.append(f"{pad}if {' or '.join(f'needs[{k if k < 2 else k + 1}]' for k in ins.ints[1:])}:")
+        elif ins.op in ("if_bias", "if_nobias"):
+            lines.append(f"{pad}if bias is {'not ' if ins.op == 'if_bias' else ''}None:")
+        else:
+            lines.append(f"{pad}{ins.dst} = {_PYTHON[ins.op].format(*ins.src, ints=', '.join(map(str, ins.ints)))}")
+            continue
+        body = ins.ints[0]
+    return lines
+
+
+def _operand(c: _Code, kind: int, t: str, rows: int, inner: int, cols: int, dst: str = "") -> str:
     """t, (rows, inner, cols) entries, as a step of this kind multiplies it: (rows, inner) for
     _COLS1, (inner, cols) for _ROWS1, else (rows, inner, cols); a view unless t is strided."""
-    if kind == _COLS1:
-        return f"{t}.reshape({rows}, {inner})"
-    if kind == _ROWS1:
-        return f"{t}.reshape({inner}, {cols})"
-    return f"{t}.reshape({rows}, {inner}, {cols})"
+    shape = {_COLS1: (rows, inner), _ROWS1: (inner, cols)}.get(kind, (rows, inner, cols))
+    return c("reshape", t, ints=shape, dst=dst)
 
 
-def _product(kind: int, g: str, s: str, rows: int, inner: int, cols: int, back: bool = False,
-             bias: str | None = None) -> str:
+def _product(c: _Code, kind: int, g: str, s: str, rows: int, inner: int, cols: int, back: bool = False,
+             bias: str | None = None, dst: str = "") -> str:
     """The matrix ``g`` (G, or with ``back`` G^T, of ``inner`` columns either way) applied to the
     operand ``s`` of a (rows, inner, cols) state (see :func:`_operand`): (rows, its rows, cols)
     entries, 2-D for _COLS1 and _ROWS1. A ``bias`` (its rows, cols), given for a one-row last step
     (batch 1), is added by the GEMM."""
-    g, gt = (f"{g}.t()", g) if back else (g, f"{g}.t()")
+    if kind in (_ROWS1, _BMM):
+        m = c("t", g) if back else g  # the matrix applied
+        if kind == _BMM:
+            return c("bmm", c("expand", m, ints=(rows, -1, -1)), s, dst=dst)
+        return c("mm", m, s, dst=dst) if bias is None else c("addmm", bias, m, s, dst=dst)
+    mt = g if back else c("t", g)  # its transpose
     if kind == _COLS1:
-        return f"mm({s}, {gt})"
-    if kind == _ROWS1:
-        return f"mm({g}, {s})" if bias is None else f"addmm({bias}, {g}, {s})"
-    if kind == _FOLD:  # (rows * cols, inner), a copy, through one GEMM; (rows, out, cols) strided
-        return f"mm({s}.transpose(1, 2).reshape({rows * cols}, {inner}), {gt}).view({rows}, {cols}, -1).transpose(1, 2)"
-    return f"bmm({g}.expand({rows}, -1, -1), {s})"
+        return c("mm", s, mt, dst=dst)
+    # _FOLD: (rows * cols, inner), a copy, through one GEMM; (rows, out, cols) strided
+    p = c("mm", c("reshape", c("transpose", s, ints=(1, 2)), ints=(rows * cols, inner)), mt)
+    return c("transpose", c("reshape", p, ints=(rows, cols, -1)), ints=(1, 2), dst=dst)
 
 
-def _outer_sum(outer: int, kind: int, e: str, s: str) -> str:
+def _outer_sum(c: _Code, outer: int, kind: int, e: str, s: str) -> str:
     """sum_{r, c} e[r, :, c] s[r, :, c]^T, from the operands (see :func:`_operand`) of e
     (rows, out, cols) and s (rows, contract, cols): the (out, contract) core gradient."""
     if kind == _COLS1:
-        return f"mm({e}.t(), {s})"
+        return c("mm", c("t", e), s)
     if kind == _ROWS1:
-        return f"mm({e}, {s}.t())"
+        return c("mm", e, c("t", s))
     if outer == 1:
-        return f"bmm({e}, {s}.transpose(1, 2)).sum(0)"
-    return f"tensordot({e}, {s}, dims=([0, 2], [0, 2]))"
+        return c("sum0", c("bmm", e, c("transpose", s, ints=(1, 2))))
+    return c("tensordot02", e, s)
 
 
 @functools.lru_cache(maxsize=256)
@@ -210,17 +283,45 @@ def _swap_rows(a: int, b: int, c: int) -> torch.Tensor:
     return torch.arange(a * b * c).view(a, b, c).transpose(1, 2).reshape(-1)
 
 
-def _compile(prog: _Program) -> tuple[str, dict[str, torch.Tensor]]:
-    """Python source of ``forward`` and ``backward`` for ``prog``, every shape a constant, and the
-    row orders it gathers by (names in the source).
+def _core_matrix(c: _Code, core: str, shape: Sequence[int], order: Order, dst: str = "") -> str:
+    """:func:`core_matrix` as instructions."""
+    r0, m, n, r1 = shape
+    if order == "rtl":
+        return c("reshape", core, ints=(r0 * m, n * r1), dst=dst)
+    return c("reshape", c("permute", core, ints=_LTR_PERM), ints=(m * r1, r0 * n), dst=dst)
+
+
+def _core_from_matrix(c: _Code, mat: str, shape: Sequence[int], order: Order, dst: str = "") -> str:
+    """:func:`core_from_matrix` as instructions."""
+    r0, m, n, r1 = shape
+    if order == "rtl":
+        return c("reshape", mat, ints=(r0, m, n, r1), dst=dst)
+    return c("permute", c("reshape", mat, ints=(m, r1, r0, n)), ints=_LTR_INV, dst=dst)
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """A program's instructions (:func:`_compile`): what the Python functions and the native
+    executor both run."""
+
+    cores: tuple[str, ...]  # the registers holding the cores, in order
+    consts: dict[str, torch.Tensor]  # registers holding row orders, set before a run
+    forward: tuple[_Ins, ...]  # from x, bias, cores to y (and the saved registers)
+    saved: tuple[str, ...]  # what backward needs, in order
+    backward: tuple[_Ins, ...]  # from grad and the saved registers to gx, gb, d0 .. d{n-1}
+    plain: bool  # the forward is in autograd operations and returns the last step's output "t"
+
+
+def _compile(prog: _Program) -> _Listing:
+    """The instructions of ``prog``, every shape a constant, and the row orders it gathers by.
 
     forward(x, bias, cores): each group's merges (partial @ core, then a row gather into core
-    layout, :class:`_MergeOp`), then the steps; returns y (batch, M) and what backward needs: the
+    layout, :class:`_MergeOp`), then the steps; gives y (batch, M) and what backward needs: the
     state entering each step, the cores, every merge's product (the merged cores and, for runs of
     three or more, the partial products before them). The plan's saved_elements counts exactly
     these. backward(grad, saved, needs): the steps in reverse (module docstring); a merged core's
-    gradient goes back through its merges, each a row gather and two GEMMs; ``needs`` is the
-    autograd node's needs_input_grad (x, bias, prog, *cores).
+    gradient goes back through its merges, each a row gather and two GEMMs; then the bias gradient.
+    ``needs`` are the node's needs_input_grad.
 
     With ``plain`` (rtl, no merges, no folded or tensordot steps) only forward(x, cores), in plain
     autograd operations: every core matrix is a view of its core and every product one mm / bmm,
@@ -228,79 +329,108 @@ def _compile(prog: _Program) -> tuple[str, dict[str, torch.Tensor]]:
     saves the node's own overhead, about a third of a step of the MNIST layer.
     """
     ncores = len(prog.shapes)
-    cores = [f"c{k}" for k in range(ncores)]
-    names: dict[str, torch.Tensor] = {}
-    out = []
-    unpack = f"    {', '.join(cores)}, = cores"
+    cores = tuple(f"c{k}" for k in range(ncores))
+    consts: dict[str, torch.Tensor] = {}
     last = prog.ops[-1]
+    fw = _Code()
     if prog.plain:
-        out += ["def forward(x, cores):", unpack, "    t = x"]
+        t = "x"
         for op in prog.ops:
-            g = f"c{op.core}.reshape({op.out}, {op.contract})"
-            out.append(f"    t = {_product(op.kind, g, _operand(op.kind, 't', op.rows, op.contract, op.cols), op.rows, op.contract, op.cols)}")
-        out.append("    return t  # (rows, out, cols) entries of the last step; tt_apply shapes them")
-        return "\n".join(out) + "\n", names
+            g = fw("reshape", f"c{op.core}", ints=(op.out, op.contract))
+            s = _operand(fw, op.kind, t, op.rows, op.contract, op.cols)
+            t = _product(fw, op.kind, g, s, op.rows, op.contract, op.cols, dst="t")
+        return _Listing(cores, consts, tuple(fw.ins), (), (), True)
 
     # forward: the swept cores (w<g>), kept merge products (k<g>_<j>), states (s<i>)
-    out += ["def forward(x, bias, cores):", unpack]
     swept, partials, kept = [], [], []
     for gi, ((a, _), merges, matrix) in enumerate(zip(prog.groups, prog.merges, prog.matrix)):
         p, chain = f"c{a}", [f"c{a}"]
         for j, mg in enumerate(merges):
-            names[f"_f{gi}_{j}"], names[f"_b{gi}_{j}"] = mg.forward, mg.backward
-            q = f"mm({p}.reshape({mg.left}, {mg.rank}), c{mg.core}.reshape({mg.rank}, {mg.right}))"
-            out.append(f"    k{gi}_{j} = {q}.view(-1, {mg.row}).index_select(0, _f{gi}_{j}).view{mg.shape}")
-            p = f"k{gi}_{j}"
+            consts[f"_f{gi}_{j}"], consts[f"_b{gi}_{j}"] = mg.forward, mg.backward
+            q = fw("mm", fw("reshape", p, ints=(mg.left, mg.rank)), fw("reshape", f"c{mg.core}", ints=(mg.rank, mg.right)))
+            p = fw("reshape", fw("gather", fw("reshape", q, ints=(-1, mg.row)), f"_f{gi}_{j}"), ints=mg.shape, dst=f"k{gi}_{j}")
             chain.append(p)
             kept.append(p)
         partials.append(chain)
         swept.append(p if matrix else f"w{gi}")
-    matrices = [f"    w{gi} = core_matrix({chain[-1]}, {prog.order!r})" for gi, chain in enumerate(partials) if not prog.matrix[gi]]
-    out += matrices
+
+    def matrices(c: _Code) -> None:  # the swept cores kept in core layout, as matrices
+        for gi, chain in enumerate(partials):
+            if not prog.matrix[gi]:
+                a = prog.groups[gi][0]
+                shape = prog.merges[gi][-1].shape if prog.merges[gi] else prog.shapes[a]
+                _core_matrix(c, chain[-1], shape, prog.order, dst=f"w{gi}")
+
+    matrices(fw)
     t = "x"
     for i, op in enumerate(prog.ops):
-        out.append(f"    s{i} = {_operand(op.kind, t, op.rows, op.contract, op.cols)}")
-        product = _product(op.kind, swept[op.core], f"s{i}", op.rows, op.contract, op.cols)
+        s = _operand(fw, op.kind, t, op.rows, op.contract, op.cols, dst=f"s{i}")
         if op is last and op.kind == _ROWS1:  # the bias, if any, added by the last GEMM
-            fused = _product(op.kind, swept[op.core], f"s{i}", op.rows, op.contract, op.cols, bias=f"bias.view({op.out}, {op.cols})")
-            out.append(f"    t = {product} if bias is None else {fused}")
+            at = fw.block("if_nobias")
+            _product(fw, op.kind, swept[op.core], s, op.rows, op.contract, op.cols, dst="t")
+            fw.end(at)
+            at = fw.block("if_bias")
+            b = fw("reshape", "bias", ints=(op.out, op.cols))
+            _product(fw, op.kind, swept[op.core], s, op.rows, op.contract, op.cols, bias=b, dst="t")
+            fw.end(at)
         else:
-            out.append(f"    t = {product}")
+            _product(fw, op.kind, swept[op.core], s, op.rows, op.contract, op.cols, dst="t")
         t = "t"
-    out.append(f"    y = t.reshape({prog.batch}, {prog.out_features})")
+    fw("reshape", "t", ints=(prog.batch, prog.out_features), dst="y")
     if last.kind != _ROWS1:
-        out.append("    if bias is not None:\n        y = y.add_(bias)  # a fresh tensor, saved by nobody")
-    saved = [f"s{i}" for i in range(len(prog.ops))] + cores + kept
-    out.append(f"    return y, ({', '.join(saved)},)")
+        at = fw.block("if_bias")
+        fw("add_", "y", "bias", dst="y")  # a fresh tensor, saved by nobody
+        fw.end(at)
+    saved = (*[f"s{i}" for i in range(len(prog.ops))], *cores, *kept)
 
-    # backward
-    out += ["", "def backward(grad, saved, needs):", f"    {', '.join(saved)}, = saved",
-            f"    {' = '.join(f'd{k}' for k in range(ncores))} = None", *matrices, "    e = grad"]
+    bw = _Code()
+    matrices(bw)
+    e = "grad"
     for i in range(len(prog.ops) - 1, -1, -1):
         op = prog.ops[i]
         a, b = op.grads
         g, matrix = swept[op.core], prog.matrix[op.core]
-        out.append(f"    e = {_operand(op.kind, 'e', op.rows, op.out, op.cols)}")
-        out.append(f"    if {' or '.join(f'needs[{3 + k}]' for k in range(a, b))}:")
-        dg = _outer_sum(op.outer, op.kind, "e", f"s{i}")
+        e = _operand(bw, op.kind, e, op.rows, op.out, op.cols, dst="e")
+        at = bw.block("if_needs", *range(2 + a, 2 + b))
+        dg = _outer_sum(bw, op.outer, op.kind, e, f"s{i}")
         chain = partials[op.core]
         if not matrix:
             shape = prog.shapes[a] if b - a == 1 else prog.merges[op.core][-1].shape
-            dg = f"core_from_matrix({dg}, {shape}, {prog.order!r})"
-        if b - a == 1:
-            out.append(f"        d{a} = {dg}")
-        else:
-            out.append(f"        dp = {dg}")
-            for j in range(len(prog.merges[op.core]) - 1, -1, -1):
-                mg = prog.merges[op.core][j]
-                out += [f"        dq = dp.reshape(-1, {mg.row}).index_select(0, _b{op.core}_{j}).view({mg.left}, {mg.right})",
-                        f"        d{mg.core} = mm({chain[j]}.reshape({mg.left}, {mg.rank}).t(), dq).view{prog.shapes[mg.core]}",
-                        f"        dp = mm(dq, c{mg.core}.reshape({mg.rank}, {mg.right}).t())  # the partial before"]
-            out.append(f"        d{a} = dp.view{prog.shapes[a]}")
-        back = f"e = {_product(op.kind, g, 'e', op.rows, op.out, op.cols, back=True)}  # the error entering the step"
-        out.append(f"    {back}" if i > 0 else f"    if needs[0]:\n        {back}")
-    out.append(f"    return (e if needs[0] else None), {', '.join(f'd{k}' for k in range(ncores))}")
-    return "\n".join(out) + "\n", names
+            dg = _core_from_matrix(bw, dg, shape, prog.order, dst=f"d{a}" if b - a == 1 else "")
+        dp = dg
+        for j in range(len(prog.merges[op.core]) - 1, -1, -1):
+            mg = prog.merges[op.core][j]
+            dq = bw("reshape", bw("gather", bw("reshape", dp, ints=(-1, mg.row)), f"_b{op.core}_{j}"), ints=(mg.left, mg.right))
+            bw("reshape", bw("mm", bw("t", bw("reshape", chain[j], ints=(mg.left, mg.rank))), dq), ints=prog.shapes[mg.core], dst=f"d{mg.core}")
+            dp = bw("mm", dq, bw("t", bw("reshape", f"c{mg.core}", ints=(mg.rank, mg.right))))  # the partial before
+        if b - a > 1 or matrix:
+            bw("reshape", dp, ints=prog.shapes[a], dst=f"d{a}")
+        bw.end(at)
+        if i == 0:
+            at = bw.block("if_needs", 0)
+        _product(bw, op.kind, g, e, op.rows, op.out, op.cols, back=True, dst="gx" if i == 0 else "e")  # the error entering the step
+    bw.end(at)
+    at = bw.block("if_needs", 1)
+    if prog.batch == 1:
+        bw("reshape", "grad", ints=(prog.out_features,), dst="gb")
+    else:
+        bw("sum0", bw("reshape", "grad", ints=(prog.batch, prog.out_features)), dst="gb")
+    bw.end(at)
+    return _Listing(cores, consts, tuple(fw.ins), saved, tuple(bw.ins), False)
+
+
+def _source(listing: _Listing) -> str:
+    """The Python functions of a listing (module namespace: mm, addmm, bmm, tensordot, consts)."""
+    unpack = f"    {', '.join(listing.cores)}, = cores"
+    if listing.plain:
+        return "\n".join(["def forward(x, cores):", unpack, *_render(listing.forward),
+                          "    return t  # (rows, out, cols) entries of the last step; tt_apply shapes them"]) + "\n"
+    outs = ("gx", "gb", *[f"d{k}" for k in range(len(listing.cores))])
+    return "\n".join([
+        "def forward(x, bias, cores):", unpack, *_render(listing.forward),
+        f"    return y, ({', '.join(listing.saved)},)", "",
+        "def backward(grad, saved, needs):", f"    {', '.join(listing.saved)}, = saved", f"    {' = '.join(outs)} = None",
+        *_render(listing.backward), f"    return {', '.join(outs)}"]) + "\n"
 
 
 class _TTContract(torch.autograd.Function):
@@ -316,13 +446,31 @@ class _TTContract(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        prog: _Program = ctx.prog
-        needs = ctx.needs_input_grad  # x, bias, prog, *cores
-        grad_x, *grad_cores = prog.backward(grad, ctx.saved_tensors, needs)
-        grad_bias = None
-        if needs[1]:
-            grad_bias = grad.reshape(prog.out_features) if prog.batch == 1 else grad.reshape(prog.batch, -1).sum(0)
+        grad_x, grad_bias, *grad_cores = ctx.prog.backward(grad, ctx.saved_tensors, ctx.needs_input_grad)
         return (None if grad_x is None else grad_x.reshape(ctx.x_shape), grad_bias, None, *grad_cores)
+
+
+def _native_id(prog: _Program, executor: Any) -> int:
+    """``prog``'s id in the native executor, registering its instructions there on first use."""
+    if prog.native < 0:
+        lst: _Listing = prog.listing
+        regs = {"x": 0, "bias": 1, "grad": 2}
+        for ins in (*lst.forward, *lst.backward):
+            for name in (*ins.src, ins.dst):
+                if name:
+                    regs.setdefault(name, len(regs))
+        outs = ("gx", "gb", *[f"d{k}" for k in range(len(lst.cores))])
+        for name in (*lst.cores, *lst.consts, *outs):
+            regs.setdefault(name, len(regs))
+
+        def rows(code: tuple[_Ins, ...]) -> list[list[int]]:
+            return [[OPCODES[i.op], regs[i.dst] if i.dst else -1, len(i.src), *[regs[n] for n in i.src], *i.ints] for i in code]
+
+        ident = executor.add_program(list(OPCODES), len(regs), rows(lst.forward), rows(lst.backward), 0, 1, 2, regs["y"],
+                                     [regs[c] for c in lst.cores], [regs[n] for n in lst.saved], [regs[n] for n in outs],
+                                     [regs[n] for n in lst.consts], list(lst.consts.values()))
+        object.__setattr__(prog, "native", ident)
+    return prog.native
 
 
 @functools.lru_cache(maxsize=1024)
@@ -367,7 +515,11 @@ def tt_apply(
     if prog.plain:
         y = prog.forward(x.contiguous(), cores).reshape(*lead, n_out)
         return y if bias is None else y + bias
-    y = _TTContract.apply(x.contiguous(), bias, prog, *cores)  # (batch, M)
+    executor = native.executor()
+    if executor is not None:
+        y = executor.apply(_native_id(prog, executor), x.contiguous(), bias, list(cores))
+    else:
+        y = _TTContract.apply(x.contiguous(), bias, prog, *cores)  # (batch, M)
     return y if len(lead) == 1 else y.view(*lead, n_out)
 
 
