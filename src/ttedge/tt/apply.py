@@ -9,6 +9,10 @@ view, not a copy) and nothing else, so what a training step stores is what
 
 where s is the kept state and e the error arriving at the step's output. No dense dW is formed:
 this is the same schedule the fixed-point training program follows.
+
+A plan is compiled once into a straight-line list of instructions (:func:`_compile`), run either
+by the Python functions :func:`_source` renders from it (inside :class:`_TTContract`) or, when it is
+built, by the C++ executor of the same instructions (:mod:`ttedge.tt.native`), bit for bit alike.
 """
 
 from __future__ import annotations

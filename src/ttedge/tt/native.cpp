@@ -79,7 +79,7 @@ void run(const std::vector<Ins>& code, std::vector<at::Tensor>& r, const std::ve
   }
 }
 
-struct Node : public torch::autograd::Function<Node> {
+struct TTContract : public torch::autograd::Function<TTContract> {
   // inputs: x, then the bias if has_bias, then the cores
   static at::Tensor forward(AutogradContext* ctx, int64_t id, bool has_bias, at::TensorList inputs) {
     std::shared_ptr<const Program> p;
@@ -156,7 +156,7 @@ at::Tensor apply(int64_t id, const at::Tensor& x, const std::optional<at::Tensor
   const bool has_bias = bias.has_value() && bias->defined();
   if (has_bias) inputs.push_back(*bias);
   inputs.insert(inputs.end(), cores.begin(), cores.end());
-  return Node::apply(id, has_bias, at::TensorList(inputs));
+  return TTContract::apply(id, has_bias, at::TensorList(inputs));
 }
 
 }  // namespace
