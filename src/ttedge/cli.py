@@ -14,7 +14,7 @@ from typing import Any
 
 from .config import load_config
 from .errors import ConfigError, TTEdgeError
-from .synth.devices import TARGETS
+from .synth.devices import ECP5_SPEED_GRADES, TARGETS
 from .train.config import RunConfig
 
 __all__ = ["main"]
@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
             hp.add_argument("--target", required=True, choices=TARGETS, help="the FPGA family")
             hp.add_argument("--out", required=True, help="folder for the Verilog, netlists and tool logs")
             hp.add_argument("--clock-mhz", type=float, help="clock requested from place and route (default: report.clock_mhz)")
+            hp.add_argument("--speed", type=int, default=6, choices=ECP5_SPEED_GRADES, help="ECP5 speed grade (default 6, the slowest; 8 the fastest)")
+            hp.add_argument("--seed", type=int, default=1, help="placer seed (default 1); Fmax varies by several percent between seeds")
             hp.add_argument("--json", action="store_true", help="print the flat results as JSON")
         else:
             hp.add_argument("--samples", type=int, default=1, help="training steps to simulate (default 1)")
@@ -104,7 +106,7 @@ def _cmd_hw(args: argparse.Namespace, overrides: list[str]) -> int:
             return 1
         files = generate(program, interp.state_dict(), acc, args.out)
         result = synthesize(files["accelerator.v"], "ttedge_accelerator", args.target, args.out,
-                            clock_mhz=args.clock_mhz or cfg.report.clock_mhz)
+                            clock_mhz=args.clock_mhz or cfg.report.clock_mhz, speed=args.speed, seed=args.seed)
         flat = result.to_flat()
         print(json.dumps(flat, indent=2) if args.json else result.summary())
         return 0 if result.ok else 1

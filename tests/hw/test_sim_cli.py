@@ -53,3 +53,10 @@ def test_synth_names_a_missing_tool(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     err = capsys.readouterr().err
     assert "no-yosys" in err and err.count("\n") == 1  # one sentence, no traceback
     assert (tmp_path / "synth" / "accelerator.v").exists()  # the design was generated before the tool was looked for
+
+
+def test_synth_refuses_a_speed_grade_ecp5_lacks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["hw", "synth", *TINY, "--target", "ecp5", "--speed", "9", "--out", str(tmp_path / "synth")])
+    assert exit_.value.code == 2 and "--speed: invalid choice: 9 (choose from 6, 7, 8)" in capsys.readouterr().err
+    assert not (tmp_path / "synth").exists()

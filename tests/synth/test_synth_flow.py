@@ -104,6 +104,8 @@ def test_bad_arguments_are_refused(fake_tools: Path, tmp_path: Path) -> None:
         synthesize(DESIGN, "expneg", "xcup", tmp_path, device="zu9eg")
     with pytest.raises(ConfigError, match="not a plain Verilog identifier"):
         synthesize(DESIGN, "expneg; shell", "ecp5", tmp_path)
+    with pytest.raises(ConfigError, match="ECP5 speed grade 9 does not exist; use 6, 7, 8"):
+        synthesize(DESIGN, "expneg", "ecp5", tmp_path, speed=9)
 
 
 def test_nextpnr_gets_the_device_options_and_extra_arguments(fake_tools: Path, tmp_path: Path) -> None:

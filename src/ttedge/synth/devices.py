@@ -27,6 +27,7 @@ __all__ = ["DEVICES", "UP5K", "UP5K_PACKAGES", "ZU3EG", "Device", "ResourceUse",
 
 Target = Literal["ecp5", "xcup", "up5k"]
 TARGETS: tuple[str, ...] = get_args(Target)  # the synthesis targets, for option lists and checks
+ECP5_SPEED_GRADES = (6, 7, 8)  # the grades nextpnr-ecp5 times; 6 is the slowest, 8 the fastest
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import ConfigError, TTEdgeError
-from .devices import TARGETS, UP5K, ZU3EG, Device, ResourceUse, Target, ecp5_device, worst_overflow
+from .devices import ECP5_SPEED_GRADES, TARGETS, UP5K, ZU3EG, Device, ResourceUse, Target, ecp5_device, worst_overflow
 from .parse import ClockTiming, count_cells, ecp5_resources, first_error, fmax_from_log, fmax_from_report, xcup_resources
 from .ice40 import synthesize_up5k
 from .tools import LogCallback, ToolRun, find_tool, run_tool
@@ -213,6 +213,8 @@ def synthesize(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if target == "ecp5":
+        if speed not in ECP5_SPEED_GRADES:
+            raise ConfigError(f"ECP5 speed grade {speed!r} does not exist; use {', '.join(map(str, ECP5_SPEED_GRADES))} (6 is the slowest).")
         part = ecp5_device(device or "85k")
         tools = {"yosys": find_tool("yosys"), "nextpnr": find_tool("nextpnr-ecp5")}
     elif target == "up5k":
