@@ -1,6 +1,7 @@
 """The MNIST training accelerator on FPGAs: ECP5 place and route, Fmax, time and energy per sample; ZU3EG counts.
 
-    .venv/bin/python benchmarks/mnist_fpga.py [--config configs/mnist_tt_fixed.toml] [--p 1 --q 1] [--override --key=value ...]
+    .venv/bin/python benchmarks/mnist_fpga.py [--config configs/mnist_tt_fixed.toml] [--p 1 --q 1] [--speed 6|7|8]
+        [--seed N] [--override --key=value ...]
 
 The configuration's batch-1 training program (default: the MNIST reference TT net, on a 1 x 1 array,
 the largest whose memories are all banked into block RAM: ``ttedge.synth.memfit``) is generated,
@@ -13,7 +14,9 @@ counts only, as ``--target xcup``). From the same run:
 - the CPU: float32 PyTorch training of the same TT net and of its dense counterpart on this machine,
   batch 1, one thread (``ttedge.report.cpu``), energy at its stated, assumed power per core.
 
-Writes benchmarks/results/mnist_fpga.json and the "mnist-fpga" section of benchmarks/RESULTS.md.
+Writes benchmarks/results/mnist_fpga.json and the "mnist-fpga" section of benchmarks/RESULTS.md; with
+``--speed 7`` or ``8`` (the ECP5 speed grade; 6, the slowest, is the default) mnist_fpga_speed<N>.json
+and a section of its own, so the default grade's figures stay.
 Takes about 12 minutes on the development VM (place and route about 8).
 """
 
@@ -32,7 +35,7 @@ from ttedge.hw.generate import build, generate
 from ttedge.models import build_model, dense_counterpart
 from ttedge.report.cpu import CPU_POWER_SOURCE, time_training
 from ttedge.synth import synthesize
-from ttedge.synth.devices import ecp5_device
+from ttedge.synth.devices import ECP5_SPEED_GRADES, ecp5_device
 from ttedge.synth.energy import latency_s, step_energy
 from ttedge.synth.memfit import memory_needs, memory_problem
 from ttedge.train import RunConfig
@@ -50,6 +53,8 @@ def main() -> None:
     ap.add_argument("--q", type=int, default=1)
     ap.add_argument("--override", action="append", default=[], help="config overrides (--section.key=value)")
     ap.add_argument("--cpu-steps", type=int, default=200)
+    ap.add_argument("--speed", type=int, default=6, choices=ECP5_SPEED_GRADES, help="ECP5 speed grade (6 slowest, 8 fastest)")
+    ap.add_argument("--seed", type=int, default=1, help="placer seed")
     args = ap.parse_args()
     cfg = load_config(RunConfig, args.config, args.override)
     program, interp = build(cfg, 1)
@@ -62,11 +67,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ecp5_mnist_") as tmp:
         files = generate(program, interp.state_dict(), acc, tmp)
         synth = synthesize(files["accelerator.v"], "ttedge_accelerator", "ecp5", Path(tmp) / "ecp5",
-                           clock_mhz=cfg.report.clock_mhz, on_log=None)
+                           clock_mhz=cfg.report.clock_mhz, speed=args.speed, seed=args.seed, on_log=None)
         xcup = synthesize(files["accelerator.v"], "ttedge_accelerator", "xcup", Path(tmp) / "xcup")
     flat = {**synth.to_flat(), **xcup.to_flat()}
     config = " ".join([str(Path(args.config).relative_to(ROOT)) if Path(args.config).is_relative_to(ROOT) else args.config, *args.override])
-    result: dict[str, Any] = {"config": config, "batch": 1, "p": acc.p, "q": acc.q, "step_cycles": cycles,
+    result: dict[str, Any] = {"config": config, "batch": 1, "p": acc.p, "q": acc.q, "speed_grade": args.speed,
+                              "placer_seed": args.seed, "step_cycles": cycles,
                               "utilization": utilization(program, acc), "macs": program.macs,
                               "memories": [vars(n) | {"flip_flops": n.flip_flops} for n in needs], **flat}
     fmax = synth.fmax_mhz
@@ -78,15 +84,19 @@ def main() -> None:
     result["cpu"] = [time_training(m, width, NUM_CLASSES, 1, name, steps=args.cpu_steps).to_dict()
                      for m, name in ((tt, "ttedge TT net"), (dense_counterpart(tt), "dense counterpart"))]
     result["cpu_power_source"] = CPU_POWER_SOURCE
-    publish(result, "mnist_fpga.json", _section, BEGIN, END)
+    tag = "" if args.speed == 6 else f"_speed{args.speed}"
+    begin, end = (BEGIN, END) if not tag else (BEGIN.replace("fpga", "fpga" + tag), END.replace("fpga", "fpga" + tag))
+    publish(result, f"mnist_fpga{tag}.json", lambda r, when: _section(r, when, begin, end), begin, end)
     print(synth.summary())
     print(xcup.summary())
 
 
-def _section(r: dict[str, Any], when: str) -> str:
-    lines = [BEGIN, "## The MNIST training accelerator on FPGAs", "",
+def _section(r: dict[str, Any], when: str, begin: str = BEGIN, end: str = END) -> str:
+    speed = r.get("speed_grade", 6)
+    lines = [begin, "## The MNIST training accelerator on FPGAs" + ("" if speed == 6 else f" (ECP5 speed grade {speed})"), "",
              f"Measured {when} by `benchmarks/mnist_fpga.py`: `{r['config']}`, batch {r['batch']}, a {r['p']} x {r['q']} array; "
-             f"LFE5U-85F: Yosys `synth_ecp5` and nextpnr-ecp5 (status: {r['ecp5.status']}); "
+             f"LFE5U-85F speed grade {speed} (6 is the slowest, 8 the fastest), placer seed {r.get('placer_seed', 1)}: "
+             f"Yosys `synth_ecp5` and nextpnr-ecp5 (status: {r['ecp5.status']}); "
              f"XCZU3EG: Yosys `synth_xilinx`, counts only (status: {r['xcup.status']}).", ""]
     lines += ["| memory | words x bits | read ports | write ports | banks |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {m['name']} | {m['depth']:,} x {m['width']} | {m['reads']} | {m['writes']} | {m['banks'] or 'unbanked'} |"
@@ -119,7 +129,7 @@ def _section(r: dict[str, Any], when: str) -> str:
                   f"{cpu['seconds_per_sample'] / f['seconds_per_sample']:.3g}x, energy saving (CPU energy / FPGA energy) "
                   f"{cpu['joules_per_sample'] / f['joules_per_sample']:.3g}x. FPGA energy: {f['static_pj'] / f['total_pj']:.0%} "
                   f"is static power over the step's duration. CPU power: {r['cpu_power_source']}."]
-    return "\n".join(lines + [END])
+    return "\n".join(lines + [end])
 
 
 if __name__ == "__main__":
