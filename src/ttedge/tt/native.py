@@ -79,16 +79,19 @@ def build(verbose: bool = False) -> Path:
     if shutil.which(compiler) is None:
         raise ToolError(f"no C++ compiler {compiler!r} on PATH to build the native TT executor; install g++ "
                         "(or set CXX), or leave it unbuilt: ttedge then runs the same programs in Python.")
-    # torch's builder runs ninja from PATH: the one pip installed beside this Python comes first
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     from torch.utils.cpp_extension import load
 
     lib.parent.mkdir(parents=True, exist_ok=True)
+    path = os.environ.get("PATH", "")
+    # torch's builder runs ninja from PATH: the one pip installed beside this Python comes first
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), path])
     try:
         load(_name(), [str(SOURCE)], extra_cflags=["-O2"], build_directory=str(lib.parent), verbose=verbose)
     except (RuntimeError, OSError, ImportError) as err:
         raise ToolError(f"building the native TT executor failed ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
                         f"run `ttedge native --verbose` to see the compiler's output.") from err
+    finally:
+        os.environ["PATH"] = path
     if not lib.exists():
         raise ToolError(f"the native TT executor was built but {lib} is missing; remove {lib.parent} and build again.")
     for old in lib.parent.parent.iterdir():  # builds of other source versions
