@@ -312,7 +312,8 @@ class _Listing:
     consts: dict[str, torch.Tensor]  # registers holding row orders, set before a run
     forward: tuple[_Ins, ...]  # from x, bias, cores to y (and the saved registers)
     saved: tuple[str, ...]  # what backward needs, in order
-    backward: tuple[_Ins, ...]  # from grad and the saved registers to gx, gb, d0 .. d{n-1}
+    backward: tuple[_Ins, ...]  # from grad and the saved registers to outs
+    outs: tuple[str, ...]  # what backward gives: gx, gb, d0 .. d{n-1} (None where not needed)
     plain: bool  # the forward is in autograd operations and returns the last step's output "t"
 
 
@@ -343,7 +344,7 @@ def _compile(prog: _Program) -> _Listing:
             g = fw("reshape", f"c{op.core}", ints=(op.out, op.contract))
             s = _operand(fw, op.kind, t, op.rows, op.contract, op.cols)
             t = _product(fw, op.kind, g, s, op.rows, op.contract, op.cols, dst="t")
-        return _Listing(cores, consts, tuple(fw.ins), (), (), True)
+        return _Listing(cores, consts, tuple(fw.ins), (), (), (), True)
 
     # forward: the swept cores (w<g>), kept merge products (k<g>_<j>), states (s<i>)
     swept, partials, kept = [], [], []
@@ -420,7 +421,7 @@ def _compile(prog: _Program) -> _Listing:
     else:
         bw("sum0", bw("reshape", "grad", ints=(prog.batch, prog.out_features)), dst="gb")
     bw.end(at)
-    return _Listing(cores, consts, tuple(fw.ins), saved, tuple(bw.ins), False)
+    return _Listing(cores, consts, tuple(fw.ins), saved, tuple(bw.ins), ("gx", "gb", *[f"d{k}" for k in range(ncores)]), False)
 
 
 def _source(listing: _Listing) -> str:
@@ -429,7 +430,7 @@ def _source(listing: _Listing) -> str:
     if listing.plain:
         return "\n".join(["def forward(x, cores):", unpack, *_render(listing.forward),
                           "    return t  # (rows, out, cols) entries of the last step; tt_apply shapes them"]) + "\n"
-    outs = ("gx", "gb", *[f"d{k}" for k in range(len(listing.cores))])
+    outs = listing.outs
     return "\n".join([
         "def forward(x, bias, cores):", unpack, *_render(listing.forward),
         f"    return y, ({', '.join(listing.saved)},)", "",
@@ -463,7 +464,7 @@ def _native_id(prog: _Program, executor: Any) -> int:
             for name in (*ins.src, ins.dst):
                 if name:
                     regs.setdefault(name, len(regs))
-        outs = ("gx", "gb", *[f"d{k}" for k in range(len(lst.cores))])
+        outs = lst.outs
         for name in (*lst.cores, *lst.consts, *outs):
             regs.setdefault(name, len(regs))
 

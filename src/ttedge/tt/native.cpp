@@ -48,6 +48,18 @@ std::vector<Ins> decode(const std::vector<std::vector<int64_t>>& rows) {
   return code;
 }
 
+// A registered program, and a register file for one run of it with its constants in place.
+std::shared_ptr<const Program> lookup(int64_t id) {
+  std::lock_guard<std::mutex> hold(registry_lock);
+  return registry.at(id);
+}
+
+std::vector<at::Tensor> registers(const Program& p) {
+  std::vector<at::Tensor> r(p.registers);
+  for (const auto& [k, v] : p.consts) r[k] = v;
+  return r;
+}
+
 // needs: per node input (0 x, 1 bias, 2 + k core k) whether a gradient is wanted
 void run(const std::vector<Ins>& code, std::vector<at::Tensor>& r, const std::vector<bool>& needs, bool has_bias) {
   for (size_t i = 0; i < code.size(); ++i) {
@@ -82,13 +94,8 @@ void run(const std::vector<Ins>& code, std::vector<at::Tensor>& r, const std::ve
 struct TTContract : public torch::autograd::Function<TTContract> {
   // inputs: x, then the bias if has_bias, then the cores
   static at::Tensor forward(AutogradContext* ctx, int64_t id, bool has_bias, at::TensorList inputs) {
-    std::shared_ptr<const Program> p;
-    {
-      std::lock_guard<std::mutex> hold(registry_lock);
-      p = registry.at(id);
-    }
-    std::vector<at::Tensor> r(p->registers);
-    for (const auto& [k, v] : p->consts) r[k] = v;
+    const auto p = lookup(id);
+    auto r = registers(*p);
     size_t at = 0;
     r[p->x] = inputs[at++];
     if (has_bias) r[p->bias] = inputs[at++];
@@ -106,19 +113,14 @@ struct TTContract : public torch::autograd::Function<TTContract> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const int64_t id = ctx->saved_data["id"].toInt();
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
-    std::shared_ptr<const Program> p;
-    {
-      std::lock_guard<std::mutex> hold(registry_lock);
-      p = registry.at(id);
-    }
+    const auto p = lookup(id);
     // the node's edges are x, (bias,) cores; the program's needs are x, bias, cores
     const size_t first_core = has_bias ? 2 : 1;
     std::vector<bool> needs(2 + p->cores.size());
     needs[0] = ctx->needs_input_grad(0);
     needs[1] = has_bias && ctx->needs_input_grad(1);
     for (size_t k = 0; k < p->cores.size(); ++k) needs[2 + k] = ctx->needs_input_grad(first_core + k);
-    std::vector<at::Tensor> r(p->registers);
-    for (const auto& [k, v] : p->consts) r[k] = v;
+    auto r = registers(*p);
     auto saved = ctx->get_saved_variables();
     for (size_t k = 0; k < p->saved.size(); ++k) r[p->saved[k]] = saved[k];
     r[p->grad] = grads[0];
