@@ -118,11 +118,10 @@ def _run_module(tmp_path: Path, verilog: str, main: str) -> subprocess.Completed
     return subprocess.run([str(tmp_path / "obj_dir" / "t")], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("piece,clash", [(None, "reads"), (2, "reads"), (2, "read and write"), (1, "reads")])
+@pytest.mark.parametrize("piece,clash", [(None, "reads"), (2, "reads"), (2, "read and write")])
 def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path, piece: int | None, clash: str) -> None:
-    """A banked module (words 0-1 in bank 0, 2-4 in bank 1; in one piece each, in pieces of two
-    words, bank 1's as 2-3 and 4, or in pieces of one word, so that bank 1's read mux has two groups,
-    pieces 2-3 and 4): each enabled port reads and writes the bank its address falls in,
+    """A banked module (words 0-1 in bank 0, 2-4 in bank 1; in one piece each, or in pieces of two
+    words, bank 1's as 2-3 and 4): each enabled port reads and writes the bank its address falls in,
     from its pieces' own images, READ_LATENCY edges after the address; a disabled port claims no
     bank; a word written is read back from the next cycle on; two enabled read ports in one bank, or
     a read and a write of one word in one cycle (left undefined for the block RAMs), stop the
@@ -134,7 +133,7 @@ def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path, piece: int |
     names = image_files(0, banks, piece or 4)
     for name, words in zip(names, bank_images([5, -3, 127, -128, 9], banks, piece or 4)):
         (tmp_path / name).write_text("".join(f"{v & 0xFF:02x}\n" for v in words))
-    assert len(names) == {None: 2, 2: 3, 1: 5}[piece]
+    assert len(names) == (3 if piece else 2)
     verilog = memory_verilog("ttedge_mem_t", 8, 5, 3, 2, 2, [str(tmp_path / n) for n in names], banks=banks, piece=piece)
     assert verilog.count("(* no_rw_check *)") == len(names)
     ending = ("m.raddr0 = 2; m.raddr1 = 4; tick(); tick();  // both in bank 1" if clash == "reads" else

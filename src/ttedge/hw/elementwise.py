@@ -13,7 +13,7 @@ The shift amounts and comparisons that depend only on the instruction (its word,
 buffers, the learning-rate shift) are registered the cycle after ``start``, before the first
 operand arrives, so they stay off the per-element timing paths.
 
-Pipeline, for the element issued at cycle t (addresses), with R = memories.READ_LATENCY (7),
+Pipeline, for the element issued at cycle t (addresses), with R = memories.READ_LATENCY (6),
 L = OutputStage.LATENCY (6) and shifts in registered steps of three amount bits
 (``pipe.shift_stages``: two for BiasAdd's 6-bit amounts, three for the update's 7-bit ones); every
 stage is a short path for the accelerator's clock::
@@ -26,10 +26,10 @@ stage is a short path for the accelerator's clock::
     t+R+2L+3  the update's shifts: d = v or g, d >> excess; then p << (f - fp), d << (f - fd);
     t+R+2L+9  their difference, the update's exact value, is formed
     t+R+2L+10 the main OutputStage rounds (the random word, requested RandomLane.LATENCY = 17
-              cycles before, at t+12, is ready now)
-    t+R+3L+10 the main result is written (t+35)
+              cycles before, at t+11, is ready now)
+    t+R+3L+10 the main result is written (t+34)
 
-so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 36), BiasGrad
+so an instruction of n issued elements is busy n + FLUSH cycles (:data:`FLUSH`, 35), BiasGrad
 issuing one element per (output, batch) pair and writing one result per output. The offsets are
 derived below from the units' latencies; a test checks FLUSH against simulation.
 """
@@ -53,15 +53,15 @@ __all__ = ["ElementwiseUnit", "FLUSH"]
 
 _ALIGN_BITS = 6  # BiasAdd's aligning shift amounts (bits)
 _UPD_BITS = 7  # the update's shift amounts (bits)
-_OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 8
-_VAL_AT = _OPS_AT + shift_edges(_ALIGN_BITS)  # where the other ops' values are formed: t + 10
+_OPS_AT = READ_LATENCY + 1  # cycle offset (after issue) where the registered operands are ready: t + 7
+_VAL_AT = _OPS_AT + shift_edges(_ALIGN_BITS)  # where the other ops' values are formed: t + 9
 _MOM_STAGES = 2  # v >> ms, then v - (v >> ms) + g, between the momentum's two OutputStages
-_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 22
-_UPD_AT = _V_AT + 2 * shift_edges(_UPD_BITS)  # where the update is formed (after its two shifts): t + 28
-_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 29
+_V_AT = _OPS_AT + 2 * OutputStage.LATENCY + _MOM_STAGES  # where the new velocity is ready: t + 21
+_UPD_AT = _V_AT + 2 * shift_edges(_UPD_BITS)  # where the update is formed (after its two shifts): t + 27
+_MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 28
 _RNG_DELAY = _MAIN_AT - RandomLane.LATENCY  # the random word is requested this many cycles after the issue
-_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 35
-FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 36
+_WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 34
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 33
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 

@@ -1,7 +1,7 @@
 """The loss unit: SoftmaxXentGrad over a batch, row by row, through a :class:`SoftmaxXentUnit`.
 
 For row r of the (B, M) logits (word fields: a = logits, b = labels, c = error, nx = B, ny = M,
-k1 = C classes), with R = ``memories.READ_LATENCY`` (7)::
+k1 = C classes), with R = ``memories.READ_LATENCY`` (6)::
 
     cycle 0          read labels[r] (slot b) and logits[r, 0] (slot a)
     cycles 1..C-1    read logits[r, 1 .. C-1]; each arrives R cycles after its read and is
@@ -56,11 +56,6 @@ class LossUnit(wiring.Component):
         pad = Signal(signed(nb))  # next padding column to zero (C .. M-1)
         pad_on = Signal()  # pad < M: a padding column remains (kept with pad, so no comparator drives the writes)
         loading = Signal()  # reading the row's logits
-        # row == nx - 1, as two registers (nx - 1 from the word, then the compare): a row's done comes
-        # R + 1 cycles or more after row and the word last changed, so the flag is long settled then,
-        # and the state's enable sees one flip-flop instead of a subtractor and a compare from the word.
-        nx_last, last_row = Signal(signed(nb)), Signal()
-        m.d.sync += [nx_last.eq(w.nx - 1), last_row.eq(row == nx_last)]
         code = Signal(signed(self.in_width))  # a logit, registered as it arrives
         m.d.sync += code.eq(self.da[: self.in_width])
         m.d.comb += [self.busy.eq(self.start | (state != 0)), unit.frac.eq(self.fa), unit.label.eq(self.db[: max(1, (C - 1).bit_length())]),
@@ -79,7 +74,7 @@ class LossUnit(wiring.Component):
                 m.d.sync += [state.eq(3), pad.eq(C), pad_on.eq(w.ny > C)]
         with m.Elif(state == 3):
             with m.If(unit.done):
-                with m.If(last_row):
+                with m.If(row == w.nx - 1):
                     m.d.sync += state.eq(0)
                 with m.Else():
                     m.d.sync += next_row(row + 1, base + w.ny)

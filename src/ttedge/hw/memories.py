@@ -1,15 +1,13 @@
 """The on-chip memories: one per width class (``MemoryMap.widths``), with the ports its users need.
 
-Read ports return their data :data:`READ_LATENCY` (7) cycles after the address: a register on
+Read ports return their data :data:`READ_LATENCY` (6) cycles after the address: a register on
 every input (addresses, enables, write data), a second one after the bank decode (a bank's
 address, write enable and data, which then travel to the block RAMs that hold it: a large bank
 spans many, far apart), a third per block-RAM-sized piece of the bank (its address, and its write
 enable from the address's high bits: these sit beside their block RAM), the block RAM's synchronous
-read, a register right at its output, one after the mux of a group of neighbouring pieces, and one
-after the mux of the bank's groups. So the units' address logic, the bank decode, the distribution
-to the pieces and the gathering of their words are separate paths, no mux is wider than about the
-square root of a bank's pieces (a bank of 40 block RAMs in one mux was the slowest path of the
-MNIST design), and no logic follows a block RAM's slow clock-to-output in the same cycle (the
+read, a register right at its output, and one after the mux of the bank's pieces. So the units'
+address logic, the bank decode, the distribution to the pieces and the gathering of their words
+are separate paths, and no logic follows a block RAM's slow clock-to-output in the same cycle (the
 piece, bank and port selection come after registers). A write lands :data:`WRITE_DELAY` (3) cycles
 after the edge it is presented at; a read presented with a write to its word still returns the old word
 (banked, :func:`memory_verilog`: that case is left undefined, and never happens). Every
@@ -54,10 +52,10 @@ if TYPE_CHECKING:
 __all__ = ["ClassMemory", "READ_LATENCY", "WRITE_DELAY", "image_files", "memory_verilog", "port_counts"]
 
 WRITE_DELAY = 3  # the input, bank and piece registers: a write presented at edge t changes the word at edge t + 3
-READ_LATENCY = WRITE_DELAY + 4  # cycles from a read address to its data on ``ClassMemory.data``: the read, three output registers
+READ_LATENCY = WRITE_DELAY + 3  # cycles from a read address to its data on ``ClassMemory.data``: the read, two output registers
 assert WRITE_DELAY == 3  # the stages memory_verilog writes: <input>_q, then a bank's registers, then its pieces'
 _OUT_STAGES = READ_LATENCY - WRITE_DELAY - 1  # registers after a block RAM's own output one
-assert _OUT_STAGES == 3  # memory_verilog's banks: a piece's output register, its group's, then the bank's (_gather)
+assert _OUT_STAGES == 2  # memory_verilog's banks: a piece's output register, then the one after the pieces' mux
 
 
 def port_counts(roles: set[str], p: int, q: int) -> tuple[int, int]:
@@ -181,7 +179,7 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
                    init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None,
                    piece: int | None = None) -> str:
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` read ports of
-    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` seven edges before;
+    :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` six edges before;
     every input passes three registers before a write lands (:data:`WRITE_DELAY`), so a read
     presented with a write to its word returns the old word; banked: see below) and ``writes`` write ports (a later port wins on the same address;
     the accelerator never writes one address twice in a cycle). With
@@ -243,27 +241,6 @@ def _input_registers(a: int, w: int, reads: int, writes: int, banked: bool) -> l
     return lines + ["  always @(posedge clk) begin", *[f"    {name}_q <= {name};" for _, name in regs], "  end"]
 
 
-def _gather(b: int, w: int, a: int, n: int) -> list[str]:
-    """Bank ``b``'s read mux over its ``n`` pieces' output registers, as two registered levels:
-    ``g<b>_<k>`` picks within group k of 2**f pieces (a group's pieces are neighbours in the bank,
-    so its mux sits near their block RAMs), then ``qq<b>`` picks the group; f halves the piece
-    index's bits, so neither mux is wider than about the square root of n. The piece index is
-    ``bank<b>_s3`` at the first level and ``bank<b>_s4`` at the second."""
-    bits = max(1, (n - 1).bit_length())
-    f = (bits + 1) // 2  # group size 2**f: the piece index's low f bits pick within a group
-    groups = [list(range(k << f, min((k + 1) << f, n))) for k in range((n + (1 << f) - 1) >> f)]
-    lines = [f"  reg signed [{w}:0] {', '.join(f'g{b}_{k}' for k in range(len(groups)))};  // a group's word, registered"]
-    lines.append("  always @(posedge clk) begin")
-    for k, members in enumerate(groups):
-        lines += [f"    case (bank{b}_s3[{f - 1}:0])"]
-        lines += [f"      {f}'d{p & ((1 << f) - 1)}: g{b}_{k} <= p{b}_{p}_qq;" for p in members]
-        lines += [f"      default: g{b}_{k} <= p{b}_{members[0]}_qq;", "    endcase"]
-    lines += [f"    case (bank{b}_s4 >> {f})"]
-    lines += [f"      {a + 1}'d{k}: qq{b} <= g{b}_{k};" for k in range(len(groups))]
-    lines += [f"      default: qq{b} <= g{b}_0;", "    endcase", "  end"]
-    return lines
-
-
 def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[str], banks: Banks, piece: int) -> list[str]:
     """The arrays and port muxes of a banked :func:`memory_verilog` (its docstring)."""
     sel_bits = max(1, (len(banks) - 1).bit_length())
@@ -293,13 +270,16 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
             f"  reg [{a}:0] bank{b}_ra, bank{b}_wa;  // the bank's decoded addresses, write enable and data, registered",
             f"  reg bank{b}_we;",
             f"  reg [{w}:0] bank{b}_wd;",
-            f"  reg [{a}:0] bank{b}_s1, bank{b}_s2, bank{b}_s3, bank{b}_s4;  // the piece read, from its address register on",
-            f"  reg signed [{w}:0] qq{b};  // the word of the piece read, registered after the groups' mux",
+            f"  reg [{a}:0] bank{b}_s1, bank{b}_s2, bank{b}_s3;  // the piece read: beside its address, output, output register",
+            f"  reg signed [{w}:0] qq{b};  // the word of the piece read, registered after their mux",
             "  always @(posedge clk) begin",
             f"    bank{b}_ra <= ra{b}; bank{b}_wa <= wa{b}; bank{b}_wd <= wd{b}; bank{b}_we <= {' || '.join(whit) or '0'};",
-            f"    bank{b}_s1 <= bank{b}_ra >> {low}; bank{b}_s2 <= bank{b}_s1; bank{b}_s3 <= bank{b}_s2; bank{b}_s4 <= bank{b}_s3;",
+            f"    bank{b}_s1 <= bank{b}_ra >> {low}; bank{b}_s2 <= bank{b}_s1; bank{b}_s3 <= bank{b}_s2;",
+            f"    case (bank{b}_s3)",
+            *[f"      {a + 1}'d{p}: qq{b} <= p{b}_{p}_qq;" for p in range(len(pieces))],
+            f"      default: qq{b} <= p{b}_0_qq;",
+            "    endcase",
             "  end",
-            *_gather(b, w, a, len(pieces)),
         ]
         for p, (plo, phi) in enumerate(pieces):
             n = f"p{b}_{p}"

@@ -12,13 +12,13 @@ of the right one; k1 = c, the 16-bit constant; k2 = coef_frac + fG + fP). One el
 with L = OutputStage.LATENCY (6), in stages short enough for the accelerator's clock::
 
     t      addresses: core[e], grad[e], prec_left[a], prec_right[b]
-    t+R    read data arrive (R = memories.READ_LATENCY = 7); G and Pl + Pr are registered
+    t+R    read data arrive (R = memories.READ_LATENCY = 6); G and Pl + Pr are registered
     t+R+1  k1 * G;  t+R+2 its products with the low and high 20 bits of Pl + Pr;  t+R+3 their sum
     t+R+4  T = k1 * G * (Pl + Pr) (mod 2**64) into OutputStage 1 (shift k2 - fg, nearest, 48-bit clamp)
     t+R+4+L  g + U into OutputStage 2 (shift 0, nearest, the gradient's width: saturation counted)
-    t+R+4+2L written to grad[e] (main write slot), t+23
+    t+R+4+2L written to grad[e] (main write slot), t+22
 
-so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles (24).
+so an instruction of n elements is busy n + :data:`PRIOR_FLUSH` cycles (23).
 
 **LambdaUpdate** (word: a / b = the bond's left / right cores, c = lambda, d = precision; ``nx``
 elements of the left core with the bond's digit at stride ``nylo``, size ``nyhi`` = the rank;
@@ -51,9 +51,9 @@ from .scale import FRAC_BITS
 __all__ = ["PriorUnit", "PRIOR_FLUSH", "LAMBDA_DRAIN", "LAMBDA_PER_RANK"]
 
 _W = 64  # bits of the datapath (the reference's int64 codes)
-_T_AT = READ_LATENCY + 4  # PriorGrad: cycle offset (after issue) where T enters OutputStage 1: t + 11
-_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 23
-PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 24
+_T_AT = READ_LATENCY + 4  # PriorGrad: cycle offset (after issue) where T enters OutputStage 1: t + 10
+_WRITE_AT = _T_AT + 2 * OutputStage.LATENCY  # where the gradient is written: t + 22
+PRIOR_FLUSH = _WRITE_AT + 1  # PriorGrad: the start cycle and the pipeline after the last issue: 23
 _HALF = 20  # Pl + Pr (40 bits used) multiplies in two halves
 _SQ_STAGES = 2  # LambdaUpdate: a value registered as it arrives, then its square, then the sum
 LAMBDA_DRAIN = 1 + _SQ_STAGES  # LambdaUpdate: the start cycle and the drain before the ranks
