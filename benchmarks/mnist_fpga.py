@@ -78,10 +78,13 @@ def main() -> None:
     cycles = step_cycles(program, acc)
     with tempfile.TemporaryDirectory(prefix="ecp5_mnist_") as tmp:
         files = generate(program, interp.state_dict(), acc, tmp)
-        jobs = [(files["accelerator.v"], Path(tmp) / f"ecp5_seed{seed}", cfg.report.clock_mhz, args.speed, seed, args.timeout)
-                for seed in seeds]
-        with ThreadPoolExecutor(max(1, min(args.jobs, len(seeds)))) as pool:  # each job waits on its tools
-            runs = dict(zip(seeds, pool.map(_ecp5, *zip(*jobs))))
+
+        def place(seed: int) -> SynthResult:  # one seed's synthesis, place and route
+            return synthesize(files["accelerator.v"], "ttedge_accelerator", "ecp5", Path(tmp) / f"ecp5_seed{seed}",
+                              clock_mhz=cfg.report.clock_mhz, speed=args.speed, seed=seed, timeout_s=args.timeout)
+
+        with ThreadPoolExecutor(max(1, min(args.jobs, len(seeds)))) as pool:  # threads: each waits on its tools
+            runs = dict(zip(seeds, pool.map(place, seeds)))
         xcup = synthesize(files["accelerator.v"], "ttedge_accelerator", "xcup", Path(tmp) / "xcup")
     for seed, run in runs.items():
         print(f"placer seed {seed}: {run.summary()}")
@@ -111,11 +114,6 @@ def main() -> None:
     publish(result, f"mnist_fpga{tag}.json", lambda r, when: _section(r, when, begin, end), begin, end)
     print(synth.summary())
     print(xcup.summary())
-
-
-def _ecp5(verilog: Path, out: Path, clock_mhz: float, speed: int, seed: int, timeout_s: float | None) -> SynthResult:
-    """One seed's synthesis, place and route."""
-    return synthesize(verilog, "ttedge_accelerator", "ecp5", out, clock_mhz=clock_mhz, speed=speed, seed=seed, timeout_s=timeout_s)
 
 
 def _outcome(t: dict[str, Any]) -> str:
