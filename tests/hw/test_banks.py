@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ttedge.hw.banks import READ_ROLES, WRITE_ROLES, accesses, bank_images, bank_pieces, block_depth, plan_banks
+from ttedge.hw.banks import (BLOCK_SHAPES, MAX_PIECES, READ_ROLES, WRITE_ROLES, accesses, bank_images, bank_layout, bank_layouts,
+                             plan_banks)
 from ttedge.hw.memories import image_files
 from ttedge.hw.config import AcceleratorConfig
 from ttedge.hw.isa import Op, encode_program
@@ -61,17 +62,40 @@ def test_a_buffer_on_several_ports_leaves_its_memory_unbanked() -> None:
         assert any(banks is not None for banks in plan)
 
 
-def test_bank_images_split_a_memory_image_by_bank_and_piece() -> None:
-    assert bank_images([1, 2, 3, 4, 5], ((0, 2), (2, 5)), 4) == [[1, 2], [3, 4, 5]]
-    # pieces of two words, counted from each bank's start
-    assert bank_pieces(((0, 3), (3, 8)), 2) == (((0, 2), (2, 3)), ((3, 5), (5, 7), (7, 8)))
-    assert bank_images(list(range(8)), ((0, 3), (3, 8)), 2) == [[0, 1], [2], [3, 4], [5, 6], [7]]
-    assert bank_images([1, 2], None, 2) == [[1, 2]]
-    assert image_files(1, ((0, 3), (3, 8)), 2) == ["mem1_0_0.hex", "mem1_0_1.hex", "mem1_1_0.hex", "mem1_1_1.hex", "mem1_1_2.hex"]
-    assert image_files(0, None, 2) == ["mem0.hex"]
+def test_bank_images_split_a_memory_image_by_bank_piece_and_slice() -> None:
+    # pieces of two words counted from each bank's start, slices of three bits (the last one two)
+    layouts = bank_layouts(((0, 3), (3, 8)), 5, shape=(2, 3))
+    assert [lay.pieces for lay in layouts] == [((0, 2), (2, 3)), ((3, 5), (5, 7), (7, 8))]
+    assert layouts[0].slices == ((0, 3), (3, 5)) and [lay.blocks for lay in layouts] == [4, 6]
+    image = [0b10110, -1, 7, 0, 1, 2, 3, -16]  # -1 and -16: 11111 and 10000 at five bits
+    assert bank_images(image, 5, layouts) == [
+        ([0b110, 0b111], 3), ([0b10, 0b11], 2), ([7], 3), ([0], 2),
+        ([0, 1], 3), ([0, 0], 2), ([2, 3], 3), ([0, 0], 2), ([0], 3), ([2], 2)]
+    assert bank_images([1, -2], 8, None) == [([1, 254], 8)]
+    assert image_files(1, layouts) == ["mem1_0_0_0.hex", "mem1_0_0_1.hex", "mem1_0_1_0.hex", "mem1_0_1_1.hex",
+                                       "mem1_1_0_0.hex", "mem1_1_0_1.hex", "mem1_1_1_0.hex", "mem1_1_1_1.hex",
+                                       "mem1_1_2_0.hex", "mem1_1_2_1.hex"]
+    assert image_files(0, None) == ["mem0.hex"]
+    assert bank_layouts(None, 8) is None
 
 
-def test_block_depth_is_one_block_rams_words() -> None:
-    """16 Kbit blocks: 16384 x 1 .. 2048 x 9, 1024 x 18, 512 x 36; wider words at depth 512."""
-    assert [block_depth(w) for w in (1, 2, 3, 4, 8, 9, 16, 18, 24, 32, 36, 48, 64)] == \
-        [16384, 8192, 4096, 4096, 2048, 2048, 1024, 1024, 512, 512, 512, 512, 512]
+@pytest.mark.parametrize("words,width,shape,blocks", [
+    (14272, 8, (2048, 9), 7),        # the MNIST 8-bit class: seven pieces, one slice
+    (25984, 16, (4096, 4), 28),      # seven pieces of four slices; 1024 x 18's 26 blocks would be 26 pieces
+    (40144, 16, (8192, 2), 40),      # five pieces of eight slices, as many blocks as 1024 x 18's 40 pieces
+    (14801, 32, (2048, 9), 32),      # eight pieces of four slices: 32 blocks, as 16384 x 1 in 32 slices
+    (784, 16, (1024, 18), 1),        # one block holds it
+    (32, 16, (1024, 18), 1),
+    (3000, 36, (512, 36), 6),        # six pieces of one slice; 1024 x 18 takes six blocks in two slices
+    (100000, 8, (16384, 1), 56),     # no shape keeps to MAX_PIECES: the deepest, seven pieces of eight slices
+])
+def test_bank_layout_takes_the_fewest_blocks_in_few_pieces(words: int, width: int, shape: tuple[int, int], blocks: int) -> None:
+    lay = bank_layout(0, words, width)
+    assert (lay.depth, lay.bits) == shape and lay.blocks == blocks
+    assert all(d * b <= 18432 for d, b in BLOCK_SHAPES)  # 16 Kbit of data, 18 with parity bits
+    assert sum(hi - lo for lo, hi in lay.pieces) == words and lay.slices[-1][1] == width
+    assert len(lay.pieces) <= MAX_PIECES or (lay.depth, lay.bits) == BLOCK_SHAPES[0]
+    # no shape within MAX_PIECES pieces takes fewer blocks, or as many in fewer slices
+    for d, b in BLOCK_SHAPES:
+        other = bank_layout(0, words, width, shape=(d, b))
+        assert len(other.pieces) > MAX_PIECES or (other.blocks, len(other.slices)) >= (lay.blocks, len(lay.slices))

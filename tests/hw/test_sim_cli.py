@@ -20,13 +20,13 @@ def test_generate_writes_verilog_images_and_map(tmp_path: Path) -> None:
     verilog = (tmp_path / "accelerator.v").read_text()
     assert "module ttedge_accelerator" in verilog
     # every memory is a module of its own, its words read from the images beside it: one image for
-    # the multi-ported memories of a 2 x 2 array's operands, one per bank for the 32-bit memory
+    # the multi-ported memories of a 2 x 2 array's operands, one per block RAM of the 32-bit memory's banks
     widths = [line for line in (tmp_path / "memmap.txt").read_text().splitlines() if line.startswith("mem")]
     for k in range(len(widths)):
         assert f"module ttedge_mem{k} (" in verilog
     images = sorted(p.name for p in tmp_path.glob("mem*.hex"))
-    assert "mem0.hex" in images and "mem2_0_0.hex" in images
-    for name in images:  # mem<k>.hex into the array mem, mem<k>_<b>_<p>.hex into p<b>_<p>
+    assert "mem0.hex" in images and "mem2_0_0_0.hex" in images
+    for name in images:  # mem<k>.hex into the array mem, mem<k>_<b>_<p>_<s>.hex into p<b>_<p>_<s>
         array = "mem" if "_" not in name else "p" + name[:-4].split("_", 1)[1]
         assert f'$readmemh("{name}", {array});' in verilog
     cycles = json.loads((tmp_path / "cycles.json").read_text())

@@ -48,7 +48,7 @@ def test_banked_memories_on_a_one_by_one_array_are_bit_exact(tmp_path: Path) -> 
     report = verilator_simulate(interp, config, batches, tmp_path)
     assert report.mismatches == []
     assert report.step_cycles == [step_cycles(interp.program, config)] * len(batches)
-    assert any(p.name.endswith("_1_0.hex") for p in tmp_path.iterdir())  # bank 1, piece 0
+    assert any(p.name.endswith("_1_0_0.hex") for p in tmp_path.iterdir())  # bank 1, piece 0, slice 0
 
 
 @pytest.mark.slow
@@ -118,23 +118,25 @@ def _run_module(tmp_path: Path, verilog: str, main: str) -> subprocess.Completed
     return subprocess.run([str(tmp_path / "obj_dir" / "t")], capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("piece,clash", [(None, "reads"), (2, "reads"), (2, "read and write")])
-def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path, piece: int | None, clash: str) -> None:
+@pytest.mark.parametrize("shape,clash", [(None, "reads"), ((2, 3), "reads"), ((2, 3), "read and write")])
+def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path, shape: tuple[int, int] | None, clash: str) -> None:
     """A banked module (words 0-1 in bank 0, 2-4 in bank 1; in one piece each, or in pieces of two
-    words, bank 1's as 2-3 and 4): each enabled port reads and writes the bank its address falls in,
-    from its pieces' own images, READ_LATENCY edges after the address; a disabled port claims no
+    words, bank 1's as 2-3 and 4, each in slices of bits 0-2, 3-5 and 6-7): each enabled port reads
+    and writes the bank its address falls in, from its block RAMs' own images, READ_LATENCY edges
+    after the address; a disabled port claims no
     bank; a word written is read back from the next cycle on; two enabled read ports in one bank, or
     a read and a write of one word in one cycle (left undefined for the block RAMs), stop the
     simulation."""
-    from ttedge.hw.banks import bank_images
+    from ttedge.hw.banks import bank_images, bank_layouts
     from ttedge.hw.memories import image_files, memory_verilog
 
     banks = ((0, 2), (2, 5))
-    names = image_files(0, banks, piece or 4)
-    for name, words in zip(names, bank_images([5, -3, 127, -128, 9], banks, piece or 4)):
-        (tmp_path / name).write_text("".join(f"{v & 0xFF:02x}\n" for v in words))
-    assert len(names) == (3 if piece else 2)
-    verilog = memory_verilog("ttedge_mem_t", 8, 5, 3, 2, 2, [str(tmp_path / n) for n in names], banks=banks, piece=piece)
+    layouts = bank_layouts(banks, 8, shape)
+    names = image_files(0, layouts)
+    for name, (words, _) in zip(names, bank_images([5, -3, 127, -128, 9], 8, layouts)):
+        (tmp_path / name).write_text("".join(f"{v:02x}\n" for v in words))
+    assert len(names) == (9 if shape else 2)
+    verilog = memory_verilog("ttedge_mem_t", 8, 5, 3, 2, 2, [str(tmp_path / n) for n in names], banks=banks, shape=shape)
     assert verilog.count("(* no_rw_check *)") == len(names)
     ending = ("m.raddr0 = 2; m.raddr1 = 4; tick(); tick();  // both in bank 1" if clash == "reads" else
               "m.ren1 = 0; m.raddr0 = 2; m.we0 = 1; m.waddr0 = 2; m.wdata0 = 1; tick(); tick(); tick();  // word 2 both ways")

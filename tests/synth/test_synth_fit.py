@@ -112,7 +112,7 @@ def test_synthesis_takes_the_memory_images_along(tmp_path: Path, fake_tools: Pat
     dut = small_accelerator()
     files = generate(dut.program, {}, dut.config, tmp_path / "hw")
     synthesize(files["accelerator.v"], "expneg", "xcup", tmp_path / "synth")  # the stand-in replays the ExpNeg netlist
-    images = [f for f in files if f.startswith("mem") and f.endswith(".hex")]  # mem<k>.hex, or mem<k>_<b>.hex per bank
+    images = [f for f in files if f.startswith("mem") and f.endswith(".hex")]  # mem<k>.hex, or mem<k>_<b>_<p>_<s>.hex per block RAM
     assert len(images) >= 2
     for name in images:
         assert (tmp_path / "synth" / name).read_text() == (tmp_path / "hw" / name).read_text()

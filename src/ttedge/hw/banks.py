@@ -19,8 +19,8 @@ A width-class memory has as many ports as its roles need, but one instruction ru
 its ports address different buffers. So a memory can be split into *banks*, contiguous address
 ranges, such that no instruction reads two buffers of one bank through two different ports, or
 writes two buffers of one bank through two different ports, in the same cycle. Each bank then needs
-one read and one write port: one block RAM in simple dual-port mode, with the ports muxed in front
-of it (:func:`~ttedge.hw.memories.memory_verilog`). :func:`plan_banks` groups the buffers, in address
+one read and one write port: block RAMs in simple dual-port mode, with the ports muxed in front
+of them (:func:`~ttedge.hw.memories.memory_verilog`; :class:`BankLayout` says which shape and how many). :func:`plan_banks` groups the buffers, in address
 order, greedily into the fewest such ranges. A memory where one buffer is itself on two ports at
 once (the engine's P > 1 rows of a core, its Q > 1 right operands or output lanes) cannot be banked
 this way; it keeps its multi-ported array (``None``), which synthesis replicates or builds from
@@ -30,13 +30,15 @@ flip-flops.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from .config import AcceleratorConfig
 from .isa import Op
 from .memmap import MemoryMap
 
-__all__ = ["ACCESSES", "READ_ROLES", "WRITE_ROLES", "BLOCK_BITS", "Banks", "accesses", "memory_roles", "role_ops", "plan_banks",
-           "block_depth", "bank_pieces", "bank_images"]
+__all__ = ["ACCESSES", "READ_ROLES", "WRITE_ROLES", "Banks", "accesses", "memory_roles", "role_ops", "plan_banks",
+           "BLOCK_SHAPES", "MAX_PIECES", "BankLayout", "bank_layout",
+           "bank_layouts", "bank_images"]
 
 # (role, slot) per opcode; SGD's momentum roles are added by accesses().
 ACCESSES: Mapping[Op, tuple[tuple[str, str], ...]] = {
@@ -128,27 +130,75 @@ def plan_banks(mm: MemoryMap, words: Sequence[Mapping[str, int]], config: Accele
     return tuple(out)
 
 
-BLOCK_BITS = 16384  # data bits of one block RAM: Lattice ECP5's DP16KD, Xilinx's RAMB18 (parity bits aside)
-_BLOCK_WIDTHS = (1, 2, 4, 9, 18, 36)  # its port widths; 9, 18 and 36 carry 8, 16 and 32 data bits' depth
+# The shapes, (words, bits), of one block RAM: Lattice ECP5's DP16KD, Xilinx's RAMB18 (16 Kbit of
+# data; the 9-, 18- and 36-bit shapes with their parity bits).
+BLOCK_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+MAX_PIECES = 8  # pieces a bank is cut into at most, where the deepest shape allows (BankLayout)
 
 
-def block_depth(width: int) -> int:
-    """Words of ``width`` bits one block RAM holds in its narrowest fitting shape (16384 x 1 ..
-    1024 x 18, 512 x 36; wider words take several blocks side by side at depth 512): the size of a
-    bank's pieces (:func:`bank_pieces`), a power of two."""
-    fit = next((b for b in _BLOCK_WIDTHS if width <= b), _BLOCK_WIDTHS[-1])
-    return BLOCK_BITS >> (fit.bit_length() - 1)
+@dataclass(frozen=True)
+class BankLayout:
+    """How one bank, words ``start`` .. ``stop - 1`` of ``width`` bits, sits in block RAMs: cut by
+    depth into pieces of ``depth`` words (a power of two, counted from the bank's start, so that a
+    word's piece is its bank offset's high bits), and each piece by bits into slices of ``bits``,
+    one block RAM each (``ttedge.hw.memories.memory_verilog``). A read takes one word from every
+    slice of one piece and the piece's word from a mux of the pieces: at most :data:`MAX_PIECES`
+    keep that mux within one slice's LUTs and muxes, however far apart the blocks are placed."""
+
+    start: int
+    stop: int
+    width: int
+    depth: int
+    bits: int
+
+    @property
+    def pieces(self) -> tuple[tuple[int, int], ...]:
+        """[start, stop) word ranges of the pieces."""
+        return tuple((s, min(s + self.depth, self.stop)) for s in range(self.start, self.stop, self.depth))
+
+    @property
+    def slices(self) -> tuple[tuple[int, int], ...]:
+        """[low, high) bit ranges of a word's slices, least significant first."""
+        return tuple((b, min(b + self.bits, self.width)) for b in range(0, self.width, self.bits))
+
+    @property
+    def blocks(self) -> int:
+        """Block RAMs the bank takes: one per slice of every piece."""
+        return len(self.pieces) * len(self.slices)
 
 
-def bank_pieces(banks: Banks, piece: int) -> tuple[tuple[tuple[int, int], ...], ...]:
-    """Each bank's pieces: [start, stop) word ranges of at most ``piece`` words (a power of two),
-    from the bank's start, so that a piece is one block RAM array with registers of its own beside it
-    (``ttedge.hw.memories.memory_verilog``) and a word's piece is its bank offset's high bits."""
-    assert piece > 0 and piece & (piece - 1) == 0
-    return tuple(tuple((s, min(s + piece, hi)) for s in range(lo, hi, piece)) for lo, hi in banks)
+def bank_layout(start: int, stop: int, width: int, shape: tuple[int, int] | None = None) -> BankLayout:
+    """The layout of one bank (:class:`BankLayout`): of the block shapes that cut it into at most
+    :data:`MAX_PIECES` pieces, the one with the fewest block RAMs (then the fewest slices: each
+    slice's block RAM takes the piece's address, so fewer slices keep those nets short); the
+    deepest shape when none does; ``shape`` (words, bits) imposes one instead (tests use small
+    ones). Measured on the MNIST reference accelerator: pieces of one block, up to 40 in a bank,
+    made its slowest paths; 16384 x 1 slices everywhere, at most three pieces, took 18 more blocks
+    and had not finished routing after 25 minutes."""
+    if shape is not None:
+        assert shape[0] > 0 and shape[0] & (shape[0] - 1) == 0 and shape[1] > 0
+        return BankLayout(start, stop, width, *shape)
+    layouts = [BankLayout(start, stop, width, d, b) for d, b in BLOCK_SHAPES]
+    few = [lay for lay in layouts if len(lay.pieces) <= MAX_PIECES] or layouts[:1]
+    return min(few, key=lambda lay: (lay.blocks, len(lay.slices)))
 
 
-def bank_images(image: Sequence[int], banks: Banks | None, piece: int) -> list[Sequence[int]]:
-    """A memory's initial words split as its banks' pieces hold them, in bank then piece order
-    (the whole image when unbanked)."""
-    return [image] if banks is None else [image[a:b] for pieces in bank_pieces(banks, piece) for a, b in pieces]
+def bank_layouts(banks: Banks | None, width: int, shape: tuple[int, int] | None = None) -> tuple[BankLayout, ...] | None:
+    """Every bank's :func:`bank_layout` (None for an unbanked memory)."""
+    return None if banks is None else tuple(bank_layout(lo, hi, width, shape) for lo, hi in banks)
+
+
+def bank_images(image: Sequence[int], width: int, layouts: Sequence[BankLayout] | None) -> list[tuple[list[int], int]]:
+    """A memory's initial words as its block RAMs hold them, each part with its bit count: per bank,
+    piece and slice in that order (``ttedge.hw.memories.image_files`` names them), the slice's bits
+    of each word of the piece; unbanked (``layouts`` None), the whole image. Words in two's
+    complement, as unsigned numbers."""
+    if layouts is None:
+        return [([int(v) & ((1 << width) - 1) for v in image], width)]
+    out = []
+    for lay in layouts:
+        for lo, hi in lay.pieces:
+            for b0, b1 in lay.slices:
+                mask = (1 << (b1 - b0)) - 1
+                out.append(([(int(v) >> b0) & mask for v in image[lo:hi]], b1 - b0))
+    return out

@@ -7,8 +7,9 @@ start); :func:`generate` writes, into one folder:
 * ``accelerator.v``: the top level (``amaranth.back.verilog``) and one module per memory, each
   initialized by ``$readmemh`` from its images (so run the vendor flow in this folder);
 * ``program.hex``: the program image, one instruction word per line (hex, ``word_bits`` bits);
-* ``mem<k>.hex``, or ``mem<k>_<b>_<p>.hex`` per block-RAM-sized piece of a bank of a banked memory
-  (``ttedge.hw.banks``): each on-chip memory's initial words (hex two's complement, ``width`` bits);
+* ``mem<k>.hex``, or ``mem<k>_<b>_<p>_<s>.hex`` per block RAM (slice ``s`` of piece ``p`` of bank
+  ``b``, ``ttedge.hw.banks.BankLayout``) of a banked memory: each on-chip memory's initial words
+  (hex two's complement, ``width`` bits; a slice's bits of them);
 * ``memmap.txt``: the host map and the memories (``MemoryMap.describe``);
 * ``cycles.json``: the cycle model's prediction per instruction, per kind and per step.
 """
@@ -26,7 +27,7 @@ from ..fixed.interpreter import Interpreter
 from ..fixed.program import Program
 from .config import AcceleratorConfig
 from .cycles import cycles_by_kind, instruction_cycles, step_cycles, utilization
-from .banks import Banks, bank_images, block_depth, plan_banks
+from .banks import Banks, bank_images, bank_layouts, plan_banks
 from .isa import encode_program
 from .memmap import MemoryMap
 from .memories import image_files
@@ -53,14 +54,14 @@ def _hex(values: list[int], bits: int) -> str:
 
 def write_memory_images(mm: MemoryMap, state: dict[str, np.ndarray], out: Path,
                         banks: Sequence[Banks | None]) -> list[Path]:
-    """Write every memory's ``$readmemh`` images into ``out``: ``mem<k>.hex``, or ``mem<k>_<b>_<p>.hex``
-    per piece of a bank of a banked memory (``Accelerator.banks``); returns the paths."""
+    """Write every memory's ``$readmemh`` images into ``out``: ``mem<k>.hex``, or one file per block
+    RAM of a banked memory (``Accelerator.banks``; module docstring); returns the paths."""
     files = []
     for k, (width, words) in enumerate(zip(mm.widths, mm.images(state))):
-        piece = block_depth(width)
-        for name, part in zip(image_files(k, banks[k], piece), bank_images(words, banks[k], piece)):
+        layouts = bank_layouts(banks[k], width)
+        for name, (part, bits) in zip(image_files(k, layouts), bank_images(words, width, layouts)):
             files.append(out / name)
-            files[-1].write_text(_hex(list(part), width))
+            files[-1].write_text(_hex(part, bits))
     return files
 
 

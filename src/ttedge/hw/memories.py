@@ -3,9 +3,10 @@
 Read ports return their data :data:`READ_LATENCY` (6) cycles after the address: a register on
 every input (addresses, enables, write data), a second one after the bank decode (a bank's
 address, write enable and data, which then travel to the block RAMs that hold it: a large bank
-spans many, far apart), a third per block-RAM-sized piece of the bank (its address, and its write
-enable from the address's high bits: these sit beside their block RAM), the block RAM's synchronous
-read, a register right at its output, and one after the mux of the bank's pieces. So the units'
+spans many, far apart), a third per piece of the bank (its address, and its write enable from the
+address's high bits; a piece is a few block RAMs side by side, one per slice of the word:
+``ttedge.hw.banks.BankLayout``), the block RAMs' synchronous read, a register right at each one's
+output, and one after the mux of the bank's pieces (at most eight: one slice's LUTs and muxes). So the units'
 address logic, the bank decode, the distribution to the pieces and the gathering of their words
 are separate paths, and no logic follows a block RAM's slow clock-to-output in the same cycle (the
 piece, bank and port selection come after registers). A write lands :data:`WRITE_DELAY` (3) cycles
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING
 from amaranth import Cat, ClockSignal, Elaboratable, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
-from .banks import bank_pieces, block_depth
+from .banks import BankLayout, bank_layouts
 from .pipe import delay
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class ClassMemory(Elaboratable):
         self.width, self.depth, self.roles, self.p, self.q = width, max(depth, 1), roles, p, q
         self.addr_bits, self.external = addr_bits, external  # external: the Verilog module's name
         self.banks = banks if external else None  # the external module's banks (ttedge.hw.banks)
+        self.layouts = bank_layouts(self.banks, width)  # their block RAMs
         # An all-zero image is left out, so large memories without initial state stay small in Verilog.
         self.memory = None if external else Memory(shape=signed(width), depth=self.depth, init=init if any(init) else [])
         self.l_base = 0
@@ -167,17 +169,19 @@ class ClassMemory(Elaboratable):
         return m
 
 
-def image_files(memory: int, banks: Banks | None, piece: int) -> list[str]:
-    """The ``$readmemh`` files of memory ``memory``: ``mem<k>.hex``, or ``mem<k>_<b>_<p>.hex`` per
-    piece ``p`` of ``piece`` words of bank ``b`` (``ttedge.hw.banks.bank_pieces``)."""
-    if banks is None:
+def image_files(memory: int, layouts: Sequence[BankLayout] | None) -> list[str]:
+    """The ``$readmemh`` files of memory ``memory``: ``mem<k>.hex``, or ``mem<k>_<b>_<p>_<s>.hex``
+    per slice ``s`` of piece ``p`` of bank ``b`` (``ttedge.hw.banks.BankLayout``; the order of
+    ``ttedge.hw.banks.bank_images``)."""
+    if layouts is None:
         return [f"mem{memory}.hex"]
-    return [f"mem{memory}_{b}_{p}.hex" for b, pieces in enumerate(bank_pieces(banks, piece)) for p in range(len(pieces))]
+    return [f"mem{memory}_{b}_{p}_{s}.hex" for b, lay in enumerate(layouts) for p in range(len(lay.pieces))
+            for s in range(len(lay.slices))]
 
 
 def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int,
                    init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None,
-                   piece: int | None = None) -> str:
+                   shape: tuple[int, int] | None = None) -> str:
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` read ports of
     :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` six edges before;
     every input passes three registers before a write lands (:data:`WRITE_DELAY`), so a read
@@ -194,9 +198,10 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
     writes. The banks are planned so that two ports never meet in one bank in a cycle; simulation
     (not synthesis) stops with ``$fatal`` if they do, or if a bank's word is read and written in one
     cycle, which the accelerator never does: its block RAMs are marked ``no_rw_check``, so
-    synthesis adds no logic to define that case. A bank is held in pieces of ``piece`` words
-    (default: one block RAM's, ``ttedge.hw.banks.block_depth`` of ``width``), each an array of its
-    own with its address, write and output registers.
+    synthesis adds no logic to define that case. A bank is held in pieces, each with its address
+    and write registers, and each piece in slices of the word's bits, an array of its own with its
+    output register: one block RAM (``ttedge.hw.banks.bank_layout``; ``shape``, (words, bits),
+    imposes the pieces' depth and the slices' width).
     """
     a, w = addr_bits - 1, width - 1
     ports = ["input wire clk"]
@@ -229,8 +234,9 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
             lines += [f"    {dst} <= {src};" for src, dst in zip(outs, outs[1:] + [f"rdata{j}"])]
         lines += [f"    if (we{j}{last}) mem[waddr{j}{last}] <= wdata{j}{last};" for j in range(writes)]
         return "\n".join([*lines, "  end", "endmodule", ""])
-    piece = block_depth(width) if piece is None else piece
-    return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, banks, piece), "endmodule", ""])
+    layouts = bank_layouts(banks, width, shape)
+    assert layouts is not None
+    return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, layouts), "endmodule", ""])
 
 
 def _input_registers(a: int, w: int, reads: int, writes: int, banked: bool) -> list[str]:
@@ -241,11 +247,9 @@ def _input_registers(a: int, w: int, reads: int, writes: int, banked: bool) -> l
     return lines + ["  always @(posedge clk) begin", *[f"    {name}_q <= {name};" for _, name in regs], "  end"]
 
 
-def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[str], banks: Banks, piece: int) -> list[str]:
+def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[str], layouts: Sequence[BankLayout]) -> list[str]:
     """The arrays and port muxes of a banked :func:`memory_verilog` (its docstring)."""
-    sel_bits = max(1, (len(banks) - 1).bit_length())
-    low = piece.bit_length() - 1  # a bank offset's bits within its piece
-    lb = max(1, min(low, a + 1))  # a piece's address bits
+    sel_bits = max(1, (len(layouts) - 1).bit_length())
 
     def addr(v: int) -> str:  # an address constant, one bit wider so that a bank's end always fits
         return f"{a + 2}'d{v}"
@@ -257,10 +261,14 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
 
     lines = []
     files = iter(init_files)
-    for b, ((lo, hi), pieces) in enumerate(zip(banks, bank_pieces(banks, piece))):
+    for b, lay in enumerate(layouts):
+        lo, hi, pieces, slices = lay.start, lay.stop, lay.pieces, lay.slices
+        low = lay.depth.bit_length() - 1  # a bank offset's bits within its piece
+        lb = max(1, min(low, a + 1))  # a piece's address bits
         rhit = [f"rhit{j}_{b}" for j in range(reads)]
         whit = [f"whit{j}_{b}" for j in range(writes)]
-        lines += [f"  // bank {b}: words {lo} .. {hi - 1}, in {len(pieces)} piece(s) of up to {piece}"]
+        lines += [f"  // bank {b}: words {lo} .. {hi - 1}, in {len(pieces)} piece(s) of up to {lay.depth} words, "
+                  f"{len(slices)} slice(s) of up to {lay.bits} bits"]
         lines += [f"  wire {h} = ren{j}_q && raddr{j}_q >= {addr(lo)} && raddr{j}_q < {addr(hi)};" for j, h in enumerate(rhit)]
         lines += [f"  wire {h} = we{j}_q && waddr{j}_q >= {addr(lo)} && waddr{j}_q < {addr(hi)};" for j, h in enumerate(whit)]
         lines += [
@@ -284,24 +292,32 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
         for p, (plo, phi) in enumerate(pieces):
             n = f"p{b}_{p}"
             local, wlocal = (f"bank{b}_{x}[{lb - 1}:0]" if low else "1'd0" for x in ("ra", "wa"))
-            # no_rw_check: no logic for a read and a write of one word in one cycle (simulation
-            # stops on one, below), so the block RAM's output goes straight to its register
-            lines += [f"  (* no_rw_check *) reg signed [{w}:0] {n} [0:{phi - plo - 1}];  // words {plo} .. {phi - 1}"]
-            if init_files:
-                lines.append(f'  initial $readmemh("{next(files)}", {n});')
             lines += [
+                f"  // piece {p}: words {plo} .. {phi - 1}",
                 f"  reg [{lb - 1}:0] {n}_ra, {n}_wa;",
                 f"  reg {n}_we;",
                 f"  reg [{w}:0] {n}_wd;",
-                f"  reg signed [{w}:0] {n}_q, {n}_qq;  // the block RAM's output, and its register",
                 "  always @(posedge clk) begin",
                 f"    {n}_ra <= {local}; {n}_wa <= {wlocal}; {n}_wd <= bank{b}_wd;",
                 f"    {n}_we <= bank{b}_we && (bank{b}_wa >> {low}) == {a + 1}'d{p};",
-                f"    {n}_q <= {n}[{n}_ra];",
-                f"    {n}_qq <= {n}_q;",
-                f"    if ({n}_we) {n}[{n}_wa] <= {n}_wd;",
                 "  end",
             ]
+            for k, (b0, b1) in enumerate(slices):
+                x = f"{n}_{k}"
+                # no_rw_check: no logic for a read and a write of one word in one cycle (simulation
+                # stops on one, below), so the block RAM's output goes straight to its register
+                lines += [f"  (* no_rw_check *) reg [{b1 - b0 - 1}:0] {x} [0:{phi - plo - 1}];  // bits {b0} .. {b1 - 1}"]
+                if init_files:
+                    lines.append(f'  initial $readmemh("{next(files)}", {x});')
+                lines += [
+                    f"  reg [{b1 - b0 - 1}:0] {x}_q, {x}_qq;  // the block RAM's output, and its register",
+                    "  always @(posedge clk) begin",
+                    f"    {x}_q <= {x}[{n}_ra];",
+                    f"    {x}_qq <= {x}_q;",
+                    f"    if ({n}_we) {x}[{n}_wa] <= {n}_wd[{b1 - 1}:{b0}];",
+                    "  end",
+                ]
+            lines += [f"  wire signed [{w}:0] {n}_qq = {{{', '.join(f'{n}_{k}_qq' for k in reversed(range(len(slices))))}}};"]
         lines += [
             "`ifndef SYNTHESIS",
             f"  reg bank{b}_re;",
@@ -314,12 +330,12 @@ def _banked_body(w: int, a: int, reads: int, writes: int, init_files: Sequence[s
             "`endif",
         ]
     for j in range(reads):
-        which = pick([f"rhit{j}_{b}" for b in range(len(banks))], [f"{sel_bits}'d{b}" for b in range(len(banks))], f"{sel_bits}'d0")
+        which = pick([f"rhit{j}_{b}" for b in range(len(layouts))], [f"{sel_bits}'d{b}" for b in range(len(layouts))], f"{sel_bits}'d0")
         stages = [f"from{j}_{t}" for t in range(READ_LATENCY - 1)]  # the bank read, from the bank registers' edge on
         moves = " ".join(f"{y} <= {x};" for x, y in zip(stages, stages[1:]))
         lines += [f"  reg [{sel_bits - 1}:0] {', '.join(stages)};",
                   f"  always @(posedge clk) begin {stages[0]} <= {which}; {moves} end",
                   "  always @* begin", f"    case ({stages[-1]})"]
-        lines += [f"      {sel_bits}'d{b}: rdata{j} = qq{b};" for b in range(len(banks))]
+        lines += [f"      {sel_bits}'d{b}: rdata{j} = qq{b};" for b in range(len(layouts))]
         lines += [f"      default: rdata{j} = qq0;", "    endcase", "  end"]
     return lines

@@ -42,7 +42,7 @@ from .elementwise import ElementwiseUnit
 from .engine import ContractionEngine
 from .isa import Op, encode_program, scale_units
 from .loss import LossUnit
-from .banks import Banks, block_depth, memory_roles, plan_banks, role_ops
+from .banks import Banks, memory_roles, plan_banks, role_ops
 from .memories import READ_LATENCY, ClassMemory, image_files
 from .memmap import CTRL, CYCLES, PC, STATUS, MemoryMap
 from .pipe import delay, stage, valid_chain
@@ -152,8 +152,8 @@ class Accelerator(wiring.Component):
         text = back.convert(self, name="ttedge_accelerator")
         if self.external_memories:
             mods = []
-            for k, (cm, banks) in enumerate(zip(self.class_memories, self.banks)):
-                files = [] if image_dir is None else [os.path.join(image_dir, n) for n in image_files(k, banks, block_depth(cm.width))]
+            for k, cm in enumerate(self.class_memories):
+                files = [] if image_dir is None else [os.path.join(image_dir, n) for n in image_files(k, cm.layouts)]
                 mods.append(cm.verilog(files, blackbox_memories))
             text += "\n" + "\n".join(mods)
         return text

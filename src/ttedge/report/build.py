@@ -174,7 +174,7 @@ def build_report(d: ReportData, folder: str | Path) -> Path:
         rows = [[m["name"], f"{m['depth']:,} x {m['width']}", str(m["reads"]), str(m["writes"]), m["built_as"]] for m in d.memories]
         sections.append(Section("On-chip memories", [
             "One memory per word width. Where no instruction reaches two of its buffers through two ports in one "
-            "cycle it is split into banks of one read and one write port, one block RAM each (ttedge.hw.banks); "
+            "cycle it is split into banks of one read and one write port, held in block RAMs (ttedge.hw.banks); "
             "otherwise synthesis replicates it per read port, or, with several write ports, builds it from flip-flops."],
             [Table(["memory", "words x bits", "read ports", "write ports", "built as"], rows, {1, 2, 3})]))
     if d.synth:
