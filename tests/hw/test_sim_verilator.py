@@ -136,7 +136,7 @@ def test_banked_memory_module_routes_ports_to_banks(tmp_path: Path, shape: tuple
     for name, (words, _) in zip(names, bank_images([5, -3, 127, -128, 9], 8, layouts)):
         (tmp_path / name).write_text("".join(f"{v:02x}\n" for v in words))
     assert len(names) == (9 if shape else 2)
-    verilog = memory_verilog("ttedge_mem_t", 8, 5, 3, 2, 2, [str(tmp_path / n) for n in names], banks=banks, shape=shape)
+    verilog = memory_verilog("ttedge_mem_t", 8, 5, 3, 2, 2, [str(tmp_path / n) for n in names], layouts=layouts)
     assert verilog.count("(* no_rw_check *)") == len(names)
     ending = ("m.raddr0 = 2; m.raddr1 = 4; tick(); tick();  // both in bank 1" if clash == "reads" else
               "m.ren1 = 0; m.raddr0 = 2; m.we0 = 1; m.waddr0 = 2; m.wdata0 = 1; tick(); tick(); tick();  // word 2 both ways")

@@ -61,7 +61,7 @@ _UPD_AT = _V_AT + 2 * shift_edges(_UPD_BITS)  # where the update is formed (afte
 _MAIN_AT = max(RandomLane.LATENCY, _UPD_AT + 1)  # where the main OutputStage takes its input: t + 28
 _RNG_DELAY = _MAIN_AT - RandomLane.LATENCY  # the random word is requested this many cycles after the issue
 _WRITE_AT = _MAIN_AT + OutputStage.LATENCY  # where the main result is written: t + 34
-FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 33
+FLUSH = _WRITE_AT + 1  # cycles from the last issue to busy falling: 35
 _W = 64  # bits of the datapath (the reference's int64 codes)
 
 

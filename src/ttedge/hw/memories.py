@@ -114,7 +114,7 @@ class ClassMemory(Elaboratable):
         ``(* blackbox *)`` for synthesis of the rest."""
         assert self.external is not None
         return memory_verilog(self.external, self.width, self.depth, self.addr_bits, len(self.data), len(self.write_ports()),
-                              init_files, blackbox, self.banks)
+                              init_files, blackbox, self.layouts)
 
     def _read_enable(self, j: int) -> object:
         """Whether read port ``j`` is in use this cycle: a role that owns it is selected (port 0: or
@@ -180,8 +180,7 @@ def image_files(memory: int, layouts: Sequence[BankLayout] | None) -> list[str]:
 
 
 def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int, writes: int,
-                   init_files: Sequence[str] = (), blackbox: bool = False, banks: Banks | None = None,
-                   shape: tuple[int, int] | None = None) -> str:
+                   init_files: Sequence[str] = (), blackbox: bool = False, layouts: Sequence[BankLayout] | None = None) -> str:
     """A Verilog module ``name``: ``depth`` signed words of ``width`` bits, ``reads`` read ports of
     :data:`READ_LATENCY` edges (``rdata<j>`` holds the word at ``raddr<j>`` six edges before;
     every input passes three registers before a write lands (:data:`WRITE_DELAY`), so a read
@@ -192,7 +191,7 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
     Verilator): the host writes the state before a step reads it. With ``blackbox``: the ports
     only, a ``(* blackbox *)`` stub.
 
-    With ``banks`` (``ttedge.hw.banks``) the words are split into one array per bank, each with one
+    With ``layouts`` (``ttedge.hw.banks.bank_layouts``) the words are split into banks, each with one
     read and one write port: a read port with its ``ren<j>`` input high drives the read address of
     the bank its address falls in, and ``rdata<j>`` comes from the bank it addressed; likewise for
     writes. The banks are planned so that two ports never meet in one bank in a cycle; simulation
@@ -200,21 +199,20 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
     cycle, which the accelerator never does: its block RAMs are marked ``no_rw_check``, so
     synthesis adds no logic to define that case. A bank is held in pieces, each with its address
     and write registers, and each piece in slices of the word's bits, an array of its own with its
-    output register: one block RAM (``ttedge.hw.banks.bank_layout``; ``shape``, (words, bits),
-    imposes the pieces' depth and the slices' width).
+    output register: one block RAM (``ttedge.hw.banks.BankLayout``).
     """
     a, w = addr_bits - 1, width - 1
     ports = ["input wire clk"]
     out = "wire" if blackbox else "reg"
     for j in range(reads):
         ports += [f"input wire [{a}:0] raddr{j}, output {out} signed [{w}:0] rdata{j}"]
-        ports += [f"input wire ren{j}"] if banks is not None else []
+        ports += [f"input wire ren{j}"] if layouts is not None else []
     ports += [f"input wire we{j}, input wire [{a}:0] waddr{j}, input wire [{w}:0] wdata{j}" for j in range(writes)]
     head = [f"module {name} (", ",\n".join(f"  {p}" for p in ports), ");"]
     if blackbox:
         return "\n".join(["(* blackbox *)", *head, "endmodule", ""])
-    head += _input_registers(a, w, reads, writes, banks is not None)
-    if banks is None:
+    head += _input_registers(a, w, reads, writes, layouts is not None)
+    if layouts is None:
         lines = [*head, f"  reg signed [{w}:0] mem [0:{depth - 1}];"]
         if init_files:
             lines.append(f'  initial $readmemh("{init_files[0]}", mem);')
@@ -234,8 +232,6 @@ def memory_verilog(name: str, width: int, depth: int, addr_bits: int, reads: int
             lines += [f"    {dst} <= {src};" for src, dst in zip(outs, outs[1:] + [f"rdata{j}"])]
         lines += [f"    if (we{j}{last}) mem[waddr{j}{last}] <= wdata{j}{last};" for j in range(writes)]
         return "\n".join([*lines, "  end", "endmodule", ""])
-    layouts = bank_layouts(banks, width, shape)
-    assert layouts is not None
     return "\n".join([*head, *_banked_body(w, a, reads, writes, init_files, layouts), "endmodule", ""])
 
 
